@@ -1,0 +1,92 @@
+# testfleet -- build, test, install. See README.md.
+PREFIX ?= /usr/local
+CC ?= cc
+PKGS := hiredis libevent msgpack yaml-0.1 libxml-2.0 jansson libcurl
+OPT ?= -O2
+CFLAGS ?= $(OPT) -g
+WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+CPPFLAGS += -D_GNU_SOURCE -Ishared $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+PYTHON := /usr/bin/python3
+
+SHARED_SRC := $(wildcard shared/*.c)
+PRODUCER_SRC := $(wildcard producer/*.c)
+WORKER_SRC := $(wildcard worker/*.c)
+SHARED_OBJ := $(SHARED_SRC:%.c=build/%.o)
+PRODUCER_OBJ := $(PRODUCER_SRC:%.c=build/%.o)
+WORKER_OBJ := $(WORKER_SRC:%.c=build/%.o)
+# Producer modules other than main, for its unit tests.
+PRODUCER_LIB_OBJ := $(filter-out build/producer/main.o,$(PRODUCER_OBJ))
+WORKER_LIB_OBJ := $(filter-out build/worker/main.o,$(WORKER_OBJ))
+
+UNIT_SRC := $(wildcard shared/tests/test_*.c producer/tests/test_*.c worker/tests/test_*.c)
+UNIT_BIN := $(UNIT_SRC:%.c=build/%)
+
+all: bin/testfleet bin/testfleet-worker
+
+build/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -MMD -MP -c $< -o $@
+
+build/libtfshared.a: $(SHARED_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+bin/testfleet: $(PRODUCER_OBJ) build/libtfshared.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+bin/testfleet-worker: $(WORKER_OBJ) build/libtfshared.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+build/shared/tests/%: shared/tests/%.c build/libtfshared.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+build/producer/tests/%: producer/tests/%.c $(PRODUCER_LIB_OBJ) build/libtfshared.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iproducer $(WARN) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+build/worker/tests/%: worker/tests/%.c $(WORKER_LIB_OBJ) build/libtfshared.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iworker $(WARN) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+# Installs the Debian packages the build and tests need, when missing.
+deps:
+	@scripts/install-deps
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: all
+	$(PYTHON) -m pytest -p no:cacheprovider -q integration-tests
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+# The main job on the example suite, in local mode.
+demo: deps
+	@$(MAKE) --no-print-directory all
+	cd examples/pytest-suite && ../../bin/testfleet run -w 4 --junit ../../build/demo-junit.xml --json ../../build/demo-report.json tests
+
+# Static checks and the unit tests under ASan+UBSan.
+check: deps
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr -D_GNU_SOURCE -Ishared shared producer worker
+	$(MAKE) --no-print-directory clean
+	$(MAKE) --no-print-directory unit CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined"
+	$(MAKE) --no-print-directory clean
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/testfleet/plugins
+	install -m 755 bin/testfleet bin/testfleet-worker $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 worker/plugins/* $(DESTDIR)$(PREFIX)/share/testfleet/plugins/
+
+clean:
+	rm -rf build bin
+
+.PHONY: all deps unit integration test demo check install clean
+
+-include $(SHARED_OBJ:.o=.d) $(PRODUCER_OBJ:.o=.d) $(WORKER_OBJ:.o=.d)

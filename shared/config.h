@@ -1,0 +1,75 @@
+/* config.h -- the testfleet.yaml configuration, read with libyaml: defaults,
+ * suites and ordered phases. Pure: a file or buffer in, a struct out. Every
+ * error names the file, the line and the key. The schema is documented in
+ * docs/config.md. */
+#ifndef TF_CONFIG_H
+#define TF_CONFIG_H
+
+#include <stddef.h>
+
+#include "proto.h"
+
+struct suite_conf {
+	char *name;
+	char *runner;       /* "pytest" (default) | "playwright" | "command" */
+	char **paths;       /* pytest/playwright paths or node ids */
+	size_t npaths;
+	char **command;     /* command runner: argv, no shell */
+	size_t ncommand;
+	char *cwd;          /* relative to the config file's directory; NULL = it */
+	struct kv *env;
+	size_t nenv;
+	char *mark;         /* pytest -m */
+	char *kexpr;        /* pytest -k */
+	char *grep;         /* playwright --grep */
+	unsigned timeout_s; /* per task; 0 = defaults.timeout */
+	char *queue;        /* NULL = defaults.queue */
+	char *shard;        /* NULL = defaults.shard */
+	int retries;        /* -1 = defaults.retries */
+	unsigned max_concurrency; /* 0 = unlimited */
+};
+
+struct phase_conf {
+	char *name;
+	char **suites;
+	size_t nsuites;
+	int required;       /* default 1 */
+	int parallel;       /* default 1 */
+	unsigned timeout_s; /* 0 = none */
+};
+
+struct config {
+	char *path;         /* the file read, for messages */
+	char *redis;        /* defaults.redis or NULL */
+	char *prefix;       /* defaults.prefix, "tf" */
+	unsigned workers;   /* defaults.workers; 0 = CPU count */
+	char *shard;        /* defaults.shard, "auto" */
+	unsigned timeout_s; /* defaults.timeout, 0 = none */
+	char *queue;        /* defaults.queue, "default" */
+	int retries;        /* defaults.retries, 0 */
+	struct suite_conf *suites;
+	size_t nsuites;
+	struct phase_conf *phases; /* when absent: one phase "default" with
+				    * every suite, in file order */
+	size_t nphases;
+};
+
+/* Returns 0, or -1 with "FILE:LINE: KEY: problem" in err (one line). On
+ * success the caller releases out with config_release. */
+int config_load_file(const char *path, struct config *out, char *err,
+		     size_t errlen);
+/* Same from memory; name stands for the file in messages. */
+int config_load_buffer(const char *name, const char *data, size_t len,
+		       struct config *out, char *err, size_t errlen);
+void config_release(struct config *c);
+/* Finds a suite or phase by name; NULL when absent. Borrowed pointers. */
+const struct suite_conf *config_suite(const struct config *c,
+				      const char *name);
+const struct phase_conf *config_phase(const struct config *c,
+				      const char *name);
+
+/* Validates a shard mode: "auto", "file", "test", "count:N" (N >= 1).
+ * Returns 0, or -1 with a message naming the value. */
+int config_check_shard(const char *mode, char *err, size_t errlen);
+
+#endif

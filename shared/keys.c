@@ -1,0 +1,44 @@
+/* keys.c -- Redis key names (see keys.h). */
+#include "keys.h"
+
+#include "xmalloc.h"
+
+char *key_queue(const char *prefix, const char *queue)
+{
+	return xasprintf("%s:q:%s", prefix, queue);
+}
+
+char *key_run(const char *prefix, const char *run)
+{
+	return xasprintf("%s:run:%s", prefix, run);
+}
+
+char *key_results(const char *prefix, const char *run)
+{
+	return xasprintf("%s:run:%s:results", prefix, run);
+}
+
+char *key_done(const char *prefix, const char *run)
+{
+	return xasprintf("%s:run:%s:done", prefix, run);
+}
+
+char *key_plan(const char *prefix, const char *run)
+{
+	return xasprintf("%s:run:%s:plan", prefix, run);
+}
+
+char *key_runs(const char *prefix)
+{
+	return xasprintf("%s:runs", prefix);
+}
+
+char *key_workers(const char *prefix)
+{
+	return xasprintf("%s:workers", prefix);
+}
+
+char *key_durations(const char *prefix, const char *suite)
+{
+	return xasprintf("%s:durations:%s", prefix, suite);
+}

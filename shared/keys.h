@@ -1,0 +1,20 @@
+/* keys.h -- names of every Redis key testfleet uses, in one place. All keys
+ * share a prefix (default "tf") so ACLs can restrict a role to "~tf:*".
+ * The data model is documented in docs/protocol.md. Every function returns
+ * a newly allocated string the caller frees. */
+#ifndef TF_KEYS_H
+#define TF_KEYS_H
+
+#define KEYS_DEFAULT_PREFIX "tf"
+#define KEYS_GROUP "workers"  /* consumer group on every queue stream */
+
+char *key_queue(const char *prefix, const char *queue);    /* tf:q:<queue> */
+char *key_run(const char *prefix, const char *run);        /* tf:run:<id> */
+char *key_results(const char *prefix, const char *run);    /* ...:results */
+char *key_done(const char *prefix, const char *run);       /* ...:done */
+char *key_plan(const char *prefix, const char *run);       /* ...:plan */
+char *key_runs(const char *prefix);                        /* tf:runs */
+char *key_workers(const char *prefix);                     /* tf:workers */
+char *key_durations(const char *prefix, const char *suite);
+
+#endif
