@@ -1,0 +1,85 @@
+/* aggregate.h -- the aggregator: a pure function from a run's task results
+ * (the "result" entries of tf:run:<id>:results) to one merged report. Any
+ * process can rebuild any run's report by feeding it the stream again. */
+#ifndef TF_AGGREGATE_H
+#define TF_AGGREGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct report_test {
+	char *id;
+	char *suite;
+	char *phase;
+	char *task;
+	enum outcome outcome;
+	uint32_t attempts;
+	double duration_s;
+	char *message;      /* first line, or NULL */
+	char *details;      /* long failure text, or NULL */
+	char *retried_for;  /* transient reason of an earlier attempt, or NULL */
+	char *worker;
+	char *file;
+	uint32_t line;
+};
+
+struct report_phase {
+	char *name;
+	char *status;       /* passed | failed | error | skipped | cancelled */
+	int required;
+	double duration_s;
+	unsigned tasks;
+};
+
+/* A task that did not complete normally, for the console and JUnit
+ * system-out: its status, message and captured output. */
+struct report_task_issue {
+	char *task;
+	char *status;
+	char *message;
+	char *output;
+};
+
+struct report {
+	char *run;
+	char *status;       /* passed | failed | error | cancelled */
+	double started_at;  /* unix seconds */
+	double finished_at;
+	unsigned totals[OUTCOME_COUNT];
+	unsigned ntotal;    /* sum of totals */
+	struct report_phase *phases;
+	size_t nphases;
+	struct report_test *tests;  /* in stable order: by phase, then id */
+	size_t ntests;
+	struct report_task_issue *issues;
+	size_t nissues;
+	unsigned tasks_expected;    /* 0 = unknown */
+	unsigned tasks_seen;
+};
+
+struct aggregator;
+
+struct aggregator *aggregator_new(const char *run);
+void aggregator_free(struct aggregator *a);
+/* Declares a phase (order of calls = report order) and whether it is
+ * required. Phases only seen in results are added as required. */
+void aggregator_phase(struct aggregator *a, const char *name, int required);
+void aggregator_expect_tasks(struct aggregator *a, unsigned tasks);
+void aggregator_set_times(struct aggregator *a, double started_at,
+			  double finished_at);
+void aggregator_set_cancelled(struct aggregator *a);
+/* Folds one task result in (borrowed; copied). A second result for a task
+ * id already seen is ignored and counted as a duplicate. Tests the task
+ * lists as unfinished become "error" with the task's reason. */
+void aggregator_add(struct aggregator *a, const struct task_result *r);
+unsigned aggregator_duplicates(const struct aggregator *a);
+/* Builds the report; the aggregator stays usable. Caller frees. */
+struct report *aggregator_report(const struct aggregator *a);
+void report_free(struct report *r);
+
+/* 0 passed, 1 failed, 3 error (tasks lost/incomplete), 4 cancelled. */
+int report_exit_code(const struct report *r);
+
+#endif
