@@ -90,3 +90,17 @@ clean:
 .PHONY: all deps unit integration test demo check install clean
 
 -include $(SHARED_OBJ:.o=.d) $(PRODUCER_OBJ:.o=.d) $(WORKER_OBJ:.o=.d)
+
+# libFuzzer target for the msgpack codec (needs clang); see fuzz/fuzz_proto.c.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := fuzz/fuzz_proto.c shared/proto.c shared/xmalloc.c
+
+build/fuzz_proto: $(FUZZ_SRC) shared/proto.h shared/xmalloc.h
+	@mkdir -p build
+	clang -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) $(WARN) -o $@ $(FUZZ_SRC) -lmsgpackc -lm
+
+fuzz: build/fuzz_proto
+	@mkdir -p build/fuzz-corpus
+	build/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus fuzz/corpus/proto
+
+.PHONY: fuzz

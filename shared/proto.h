@@ -14,6 +14,7 @@
 #define PROTO_VERSION 1
 #define PROTO_MAX_MSG (64u << 20)  /* largest message accepted */
 #define PROTO_MAX_DEPTH 4          /* maps and arrays nest no deeper */
+#define PROTO_MAX_ITEMS (1u << 20) /* elements of one array or map */
 
 enum outcome {
 	OUTCOME_PASSED,
@@ -82,7 +83,7 @@ enum task_status {
 const char *task_status_name(enum task_status s);
 int task_status_parse(const char *name, enum task_status *out);
 
-/* The terminal record of one task attempt ("k":"task"), published with the
+/* The terminal record of one task attempt ("k":"result"), published with the
  * ack in one script. It is what the aggregator reads. */
 struct task_result {
 	char *run;

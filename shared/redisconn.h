@@ -21,8 +21,10 @@ redisContext *redisconn_open_retry(const struct redis_url *u, int timeout_ms,
 				   int total_ms, char *err, size_t errlen);
 
 /* Runs a script from scripts.h: EVALSHA, then EVAL on NOSCRIPT. argv holds
- * nkeys keys then the arguments. Returns the reply (caller frees with
- * freeReplyObject) or NULL on a connection error (c->errstr says why). */
+ * nkeys keys then the arguments; argc counts both (argc >= nkeys). argvlen
+ * may be NULL for NUL-terminated arguments. Returns the reply (caller frees
+ * with freeReplyObject) or NULL on a connection error (c->errstr says
+ * why). */
 redisReply *redisconn_script(redisContext *c, const char *script,
 			     int nkeys, int argc, const char **argv,
 			     const size_t *argvlen);
