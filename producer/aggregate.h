@@ -37,9 +37,12 @@ struct report_phase {
  * system-out: its status, message and captured output. */
 struct report_task_issue {
 	char *task;
-	char *status;
-	char *message;
-	char *output;
+	char *status;       /* task_status_name(): crashed, timeout, ... */
+	char *message;      /* one line */
+	char *output;       /* captured output, or NULL */
+	char *suite;        /* the task's suite and phase (JUnit puts the */
+	char *phase;        /* output in that suite's system-err) */
+	char *worker;
 };
 
 struct report {
@@ -67,12 +70,21 @@ void aggregator_free(struct aggregator *a);
  * required. Phases only seen in results are added as required. */
 void aggregator_phase(struct aggregator *a, const char *name, int required);
 void aggregator_expect_tasks(struct aggregator *a, unsigned tasks);
+/* Run start and end (unix seconds); 0 = unknown, taken from the earliest
+ * start and latest end of the task results instead. */
 void aggregator_set_times(struct aggregator *a, double started_at,
 			  double finished_at);
 void aggregator_set_cancelled(struct aggregator *a);
 /* Folds one task result in (borrowed; copied). A second result for a task
- * id already seen is ignored and counted as a duplicate. Tests the task
- * lists as unfinished become "error" with the task's reason. */
+ * id already seen is ignored and counted as a duplicate; so is a second
+ * result for a test id (the first is kept). Tests the task lists as
+ * unfinished become "error" with the task's reason ("runner killed by
+ * signal 11 (SIGSEGV) while running this test"), unless a later task (a
+ * retry) brings a real result: that replaces the error, with attempts
+ * bumped and retried_for set to the earlier reason. A task that did not
+ * complete, or completed with unfinished tests, is also listed in
+ * report.issues; one that failed naming no test at all makes the run
+ * "error" (its tests cannot be accounted for). */
 void aggregator_add(struct aggregator *a, const struct task_result *r);
 unsigned aggregator_duplicates(const struct aggregator *a);
 /* Builds the report; the aggregator stays usable. Caller frees. */

@@ -77,19 +77,25 @@ char *xstrndup(const char *s, size_t n)
 
 char *xvasprintf(const char *fmt, va_list ap)
 {
+	/* Format into a small stack buffer first: most strings fit, and it
+	 * avoids vsnprintf(NULL, 0, ...), which gcc's sanitizer builds flag. */
+	char small[256];
 	va_list copy;
 	char *p;
 	int n;
 
 	va_copy(copy, ap);
-	n = vsnprintf(NULL, 0, fmt, copy);
+	n = vsnprintf(small, sizeof(small), fmt, copy);
 	va_end(copy);
 	if (n < 0) {
 		fprintf(stderr, "fatal: xvasprintf: bad format \"%s\"\n", fmt);
 		abort();
 	}
 	p = xmalloc((size_t)n + 1);
-	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	if ((size_t)n < sizeof(small))
+		memcpy(p, small, (size_t)n + 1);
+	else
+		vsnprintf(p, (size_t)n + 1, fmt, ap);
 	return p;
 }
 
