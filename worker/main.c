@@ -1,0 +1,449 @@
+/* main.c -- testfleet-worker: command line, process setup (subreaper,
+ * signals, descriptors), plugin lookup, then the worker loop (worker.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "redisurl.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+#define PROG "testfleet-worker"
+#define MAX_SLOTS 1024
+#define MAX_TIMEOUT_S (7u * 86400u)
+#define MAX_GRACE_S 3600u
+#define PLUGIN_FILE "testfleet_pytest.py"
+
+static void usage(FILE *out)
+{
+	fputs("usage: " PROG " [options]\n"
+	      "Takes test tasks from Redis queues and runs them.\n"
+	      "\n"
+	      "  --redis URL          redis://[user:pass@]host:port/db or "
+	      "unix:///path.sock\n"
+	      "                       (default: $TESTFLEET_REDIS_URL)\n"
+	      "  --queue NAME         queue to serve; repeat or separate with "
+	      "commas\n"
+	      "                       (default: default)\n"
+	      "  --slots N            tasks run at once (default 1)\n"
+	      "  --name NAME          worker name in results (default: host "
+	      "name)\n"
+	      "  --prefix PREFIX      Redis key prefix (default tf)\n"
+	      "  --timeout SEC        task timeout when the task sets none "
+	      "(default 3600)\n"
+	      "  --grace SEC          TERM-to-KILL delay and drain period "
+	      "(default 10)\n"
+	      "  --pytest CMD         pytest command, split on spaces "
+	      "(default: $TESTFLEET_PYTEST or pytest)\n"
+	      "  --allow-command      run tasks of the \"command\" runner "
+	      "(their own argv)\n"
+	      "  --exit-when-idle SEC exit once no task came for SEC "
+	      "seconds\n"
+	      "  --once               exit as soon as the queues are empty\n"
+	      "  --log-level LEVEL    debug, info, warn, error or quiet "
+	      "(default info)\n"
+	      "  -h, --help           this text\n"
+	      "\n"
+	      "SIGTERM or SIGINT drains: no new tasks, running ones get the "
+	      "grace period,\nthen are killed and left pending. A second "
+	      "signal exits at once.\nExit status: 0 clean exit, 1 tasks "
+	      "abandoned or fatal error, 2 usage error.\n",
+	      out);
+}
+
+static int fail_usage(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int fail_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 2;
+}
+
+/* Parses an unsigned decimal within [min, max]; -1 otherwise. */
+static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* A name usable in keys and labels: printable, no spaces. */
+static int plain_word(const char *s, const char *extra_bad)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (!*p)
+		return 0;
+	for (; *p; p++) {
+		if (*p <= ' ' || *p == 0x7f || strchr(extra_bad, *p))
+			return 0;
+	}
+	return 1;
+}
+
+static void strv_push(char ***v, size_t *n, char *s)
+{
+	*v = xreallocarray(*v, *n + 2, sizeof(**v));
+	(*v)[(*n)++] = s;
+	(*v)[*n] = NULL;
+}
+
+static void strv_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Splits s on any of seps into new strings appended to v. */
+static void split_words(const char *s, const char *seps, char ***v, size_t *n)
+{
+	size_t len;
+
+	while (*s) {
+		s += strspn(s, seps);
+		len = strcspn(s, seps);
+		if (len > 0)
+			strv_push(v, n, xstrndup(s, len));
+		s += len;
+	}
+}
+
+static int has_plugin(const char *dir)
+{
+	char *path = xasprintf("%s/%s", dir, PLUGIN_FILE);
+	int ok = access(path, R_OK) == 0;
+
+	free(path);
+	return ok;
+}
+
+/* TESTFLEET_PLUGIN_DIR, else beside an installed binary
+ * (<prefix>/share/testfleet/plugins), else the source tree
+ * (bin/../worker/plugins). Returns a new absolute path or NULL. */
+static char *find_plugin_dir(char *err, size_t errlen, int *bad_env)
+{
+	static const char *const rel[] = {"../share/testfleet/plugins",
+					  "../worker/plugins"};
+	const char *env = getenv("TESTFLEET_PLUGIN_DIR");
+	char exe[PATH_MAX], *slash, *cand, *real;
+	ssize_t n;
+	size_t i;
+
+	*bad_env = 0;
+	if (env && env[0]) {
+		if (!has_plugin(env)) {
+			snprintf(err, errlen,
+				 "TESTFLEET_PLUGIN_DIR=%s: no %s "
+				 "there",
+				 env, PLUGIN_FILE);
+			*bad_env = 1;
+			return NULL;
+		}
+		real = realpath(env, NULL);
+		return real ? real : xstrdup(env);
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0) {
+		snprintf(err, errlen, "cannot read /proc/self/exe: %s",
+			 strerror(errno));
+		return NULL;
+	}
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+		cand = xasprintf("%s/%s", exe, rel[i]);
+		if (has_plugin(cand)) {
+			real = realpath(cand, NULL);
+			free(cand);
+			if (real)
+				return real;
+			continue;
+		}
+		free(cand);
+	}
+	snprintf(err, errlen,
+		 "pytest plugin %s not found beside %.300s (set "
+		 "TESTFLEET_PLUGIN_DIR); pytest tasks will fail",
+		 PLUGIN_FILE, exe);
+	return NULL;
+}
+
+/* Runs with descriptors 0-2 open, so a pipe never lands on them. */
+static void ensure_std_fds(void)
+{
+	int fd;
+
+	for (;;) {
+		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return;
+		if (fd > 2)
+			break;
+		/* The descriptor stays open on 0, 1 or 2: clear CLOEXEC so it
+		 * behaves like an inherited one. */
+		fcntl(fd, F_SETFD, 0);
+	}
+	close(fd);
+}
+
+enum {
+	OPT_REDIS = 256,
+	OPT_QUEUE,
+	OPT_SLOTS,
+	OPT_NAME,
+	OPT_PREFIX,
+	OPT_TIMEOUT,
+	OPT_GRACE,
+	OPT_PYTEST,
+	OPT_ALLOW_COMMAND,
+	OPT_EXIT_IDLE,
+	OPT_ONCE,
+	OPT_LOG_LEVEL,
+	OPT_METRICS,
+};
+
+static const struct option long_opts[] = {
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"queue", required_argument, NULL, OPT_QUEUE},
+    {"slots", required_argument, NULL, OPT_SLOTS},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"prefix", required_argument, NULL, OPT_PREFIX},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"grace", required_argument, NULL, OPT_GRACE},
+    {"pytest", required_argument, NULL, OPT_PYTEST},
+    {"allow-command", no_argument, NULL, OPT_ALLOW_COMMAND},
+    {"exit-when-idle", required_argument, NULL, OPT_EXIT_IDLE},
+    {"once", no_argument, NULL, OPT_ONCE},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int main(int argc, char **argv)
+{
+	struct worker_opts o;
+	enum log_level level = LOG_INFO;
+	const char *redis = NULL, *pytest = NULL;
+	char err[512], host[256];
+	unsigned u;
+	int c, rc = 2, bad_env, url_ok = 0;
+	size_t i;
+
+	memset(&o, 0, sizeof(o));
+	o.slots = 1;
+	o.timeout_s = 3600;
+	o.grace_s = 10;
+	o.exit_when_idle_s = -1;
+	log_init(PROG, LOG_INFO);
+	opterr = 0;
+	for (;;) {
+		c = getopt_long(argc, argv, ":h", long_opts, NULL);
+		if (c == -1)
+			break;
+		switch (c) {
+		case OPT_REDIS:
+			redis = optarg;
+			break;
+		case OPT_QUEUE:
+			split_words(optarg, ",", &o.queues, &o.nqueues);
+			break;
+		case OPT_SLOTS:
+			if (parse_uint(optarg, 1, MAX_SLOTS, &o.slots) < 0) {
+				rc = fail_usage("--slots: expected a number "
+						"from 1 to %d, got \"%s\"",
+						MAX_SLOTS, optarg);
+				goto out;
+			}
+			break;
+		case OPT_NAME:
+			if (!plain_word(optarg, "/:")) {
+				rc = fail_usage("--name: expected a word "
+						"without spaces, '/' or ':', "
+						"got \"%s\"",
+						optarg);
+				goto out;
+			}
+			free(o.name);
+			o.name = xstrdup(optarg);
+			break;
+		case OPT_PREFIX:
+			if (!plain_word(optarg, "")) {
+				rc = fail_usage("--prefix: expected a word "
+						"without spaces, got \"%s\"",
+						optarg);
+				goto out;
+			}
+			free(o.prefix);
+			o.prefix = xstrdup(optarg);
+			break;
+		case OPT_TIMEOUT:
+			if (parse_uint(optarg, 1, MAX_TIMEOUT_S, &o.timeout_s) <
+			    0) {
+				rc = fail_usage("--timeout: expected seconds "
+						"from 1 to %u, got \"%s\"",
+						MAX_TIMEOUT_S, optarg);
+				goto out;
+			}
+			break;
+		case OPT_GRACE:
+			if (parse_uint(optarg, 0, MAX_GRACE_S, &o.grace_s) <
+			    0) {
+				rc = fail_usage("--grace: expected seconds "
+						"from 0 to %u, got \"%s\"",
+						MAX_GRACE_S, optarg);
+				goto out;
+			}
+			break;
+		case OPT_PYTEST:
+			pytest = optarg;
+			break;
+		case OPT_ALLOW_COMMAND:
+			o.runners.allow_command = 1;
+			break;
+		case OPT_EXIT_IDLE:
+			if (parse_uint(optarg, 0, INT_MAX, &u) < 0) {
+				rc = fail_usage("--exit-when-idle: expected "
+						"seconds, got \"%s\"",
+						optarg);
+				goto out;
+			}
+			o.exit_when_idle_s = (int)u;
+			break;
+		case OPT_ONCE:
+			o.exit_when_idle_s = 0;
+			break;
+		case OPT_LOG_LEVEL:
+			if (log_level_parse(optarg, &level) < 0) {
+				rc = fail_usage("--log-level: expected debug, "
+						"info, warn, error or quiet, "
+						"got \"%s\"",
+						optarg);
+				goto out;
+			}
+			break;
+		case OPT_METRICS:
+			rc = fail_usage("--metrics: not implemented yet");
+			goto out;
+		case 'h':
+			usage(stdout);
+			rc = 0;
+			goto out;
+		case ':':
+			rc = fail_usage("%s: missing value", argv[optind - 1]);
+			goto out;
+		default:
+			if (optopt)
+				rc = fail_usage("unknown option -%c", optopt);
+			else
+				rc = fail_usage("unknown option %s",
+						argv[optind - 1]);
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		rc = fail_usage("unexpected argument \"%s\" (see --help)",
+				argv[optind]);
+		goto out;
+	}
+	log_set_level(level);
+
+	if (!redis)
+		redis = getenv("TESTFLEET_REDIS_URL");
+	if (!redis || !redis[0]) {
+		rc = fail_usage("no Redis address: use --redis URL or set "
+				"TESTFLEET_REDIS_URL");
+		goto out;
+	}
+	if (redis_url_parse(redis, &o.url, err, sizeof(err)) < 0) {
+		rc = fail_usage("%s", err);
+		goto out;
+	}
+	url_ok = 1;
+	if (o.nqueues == 0)
+		strv_push(&o.queues, &o.nqueues, xstrdup("default"));
+	for (i = 0; i < o.nqueues; i++) {
+		if (!plain_word(o.queues[i], "")) {
+			rc = fail_usage("--queue: bad queue name \"%s\"",
+					o.queues[i]);
+			goto out;
+		}
+	}
+	if (!o.prefix)
+		o.prefix = xstrdup("tf");
+	if (!o.name) {
+		if (gethostname(host, sizeof(host)) < 0 || !host[0])
+			snprintf(host, sizeof(host), "worker");
+		host[sizeof(host) - 1] = '\0';
+		for (i = 0; host[i]; i++) {
+			if (host[i] == '/' || host[i] == ':' || host[i] <= ' ')
+				host[i] = '_';
+		}
+		o.name = xstrdup(host);
+	}
+	if (!pytest)
+		pytest = getenv("TESTFLEET_PYTEST");
+	if (!pytest || !pytest[0])
+		pytest = "pytest";
+	split_words(pytest, " \t\n", &o.runners.pytest, &o.runners.npytest);
+	if (o.runners.npytest == 0) {
+		rc = fail_usage("--pytest: empty command");
+		goto out;
+	}
+	o.plugin_dir = find_plugin_dir(err, sizeof(err), &bad_env);
+	if (!o.plugin_dir) {
+		if (bad_env) {
+			rc = fail_usage("%s", err);
+			goto out;
+		}
+		log_warn("%s", err);
+	}
+
+	ensure_std_fds();
+	/* Runner processes that daemonize are reparented to us, not init,
+	 * so they can be reaped and their groups killed. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_warn("cannot become a child subreaper: %s",
+			 strerror(errno));
+	signal(SIGPIPE, SIG_IGN);
+	rc = worker_run(&o);
+out:
+	if (url_ok)
+		redis_url_release(&o.url);
+	strv_free(o.queues, o.nqueues);
+	strv_free(o.runners.pytest, o.runners.npytest);
+	free(o.plugin_dir);
+	free(o.name);
+	free(o.prefix);
+	return rc;
+}

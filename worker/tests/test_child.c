@@ -1,0 +1,233 @@
+/* test_child.c -- the runner's surroundings: environment building, the
+ * temporary directory and its removal (read-only directories, symlinks
+ * not followed), and a real spawn: own process group, fds 0-3 only,
+ * signals reset, events on fd 3, a missing program. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "buf.h"
+#include "child.h"
+#include "xmalloc.h"
+
+static void test_env(void **state)
+{
+	char *base[] = {"A=1", "B=two", "junk", "=x", "A=again", NULL};
+	struct env e;
+	char *const *v;
+	size_t n;
+
+	(void)state;
+	env_init(&e, base);
+	assert_string_equal(env_get(&e, "A"), "again");
+	assert_string_equal(env_get(&e, "B"), "two");
+	assert_null(env_get(&e, "junk"));
+	assert_null(env_get(&e, "C"));
+	env_set(&e, "B", "three=3");
+	env_set(&e, "C", "");
+	assert_string_equal(env_get(&e, "B"), "three=3");
+	assert_string_equal(env_get(&e, "C"), "");
+	v = env_vars(&e);
+	for (n = 0; v[n]; n++)
+		;
+	assert_int_equal(n, 3);
+	env_release(&e);
+	env_init(&e, NULL);
+	assert_null(env_vars(&e)[0]);
+	env_release(&e);
+	assert_true(env_name_ok("PATH"));
+	assert_false(env_name_ok(""));
+	assert_false(env_name_ok("A=B"));
+	assert_false(env_name_ok(NULL));
+}
+
+static void write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void test_tmpdir_and_rmtree(void **state)
+{
+	char err[512];
+	char *dir, *p, *outside, *keep;
+	struct stat st;
+
+	(void)state;
+	outside = child_mkdtemp("tfw-test-outside-", err, sizeof(err));
+	assert_non_null(outside);
+	keep = xasprintf("%s/keep", outside);
+	write_file(keep, "precious");
+
+	dir = child_mkdtemp("tfw-test-", err, sizeof(err));
+	assert_non_null(dir);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	p = xasprintf("%s/a", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	free(p);
+	p = xasprintf("%s/a/b", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	free(p);
+	p = xasprintf("%s/a/b/file", dir);
+	write_file(p, "x");
+	free(p);
+	/* A directory the test made read-only and unsearchable. */
+	p = xasprintf("%s/a/b", dir);
+	assert_int_equal(chmod(p, 0), 0);
+	free(p);
+	/* A symlink out of the tree must not be followed. */
+	p = xasprintf("%s/link", dir);
+	assert_int_equal(symlink(outside, p), 0);
+	free(p);
+
+	assert_int_equal(child_rmtree(dir, err, sizeof(err)), 0);
+	assert_int_equal(stat(dir, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(stat(keep, &st), 0);
+	/* Gone already: not an error. */
+	assert_int_equal(child_rmtree(dir, err, sizeof(err)), 0);
+	assert_int_equal(child_rmtree(outside, err, sizeof(err)), 0);
+	free(keep);
+	free(outside);
+	free(dir);
+}
+
+static void read_all(int fd, struct buf *b)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n <= 0)
+			break;
+		buf_append(b, chunk, (size_t)n);
+	}
+}
+
+static const char probe[] =
+    "import os, signal, sys\n"
+    "fds = sorted(int(f) for f in os.listdir('/proc/self/fd'))\n"
+    "print('pgrp', os.getpgrp() == os.getpid())\n"
+    "print('fds', [f for f in fds if f <= 3 or f == 57])\n"
+    "print('mask', sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))\n"
+    "print('int', signal.getsignal(signal.SIGINT) is signal.SIG_IGN)\n"
+    "print('stdin', sys.stdin.read() == '')\n"
+    "print('env', os.environ.get('TFW_X'))\n"
+    "sys.stderr.write('err line\\n')\n"
+    "os.write(3, b'{\"e\":\"start\"}\\n')\n";
+
+static void test_spawn_child(void **state)
+{
+	char *argv[] = {"/usr/bin/python3", "-c", (char *)probe, NULL};
+	char *envp[] = {"TFW_X=hello", "PATH=/usr/bin:/bin", NULL};
+	struct child_req req;
+	struct buf out, ev;
+	sigset_t block, old;
+	int outp[2], evp[2], extra, st;
+	char err[256];
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(pipe2(outp, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(evp, O_CLOEXEC), 0);
+	/* An inherited descriptor without CLOEXEC must still be closed. */
+	extra = dup2(outp[1], 57);
+	assert_int_equal(extra, 57);
+	/* The child must not inherit a blocked mask or ignored signals. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	signal(SIGINT, SIG_IGN);
+
+	req.argv = argv;
+	req.envp = envp;
+	req.cwd = "/";
+	req.out_fd = outp[1];
+	req.events_fd = evp[1];
+	assert_int_equal(child_spawn(&req, &pid, err, sizeof(err)), 0);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	signal(SIGINT, SIG_DFL);
+	close(outp[1]);
+	close(evp[1]);
+	close(extra);
+	buf_init(&out, 1 << 20);
+	buf_init(&ev, 1 << 20);
+	read_all(outp[0], &out);
+	read_all(evp[0], &ev);
+	close(outp[0]);
+	close(evp[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_non_null(out.data);
+	if (!strstr(out.data, "pgrp True\n") ||
+	    !strstr(out.data, "fds [0, 1, 2, 3]\n") ||
+	    !strstr(out.data, "mask []\n") ||
+	    !strstr(out.data, "int False\n") ||
+	    !strstr(out.data, "stdin True\n") ||
+	    !strstr(out.data, "env hello\n") || !strstr(out.data, "err line\n"))
+		fail_msg("unexpected child output:\n%s", out.data);
+	assert_string_equal(ev.data, "{\"e\":\"start\"}\n");
+	buf_release(&out);
+	buf_release(&ev);
+}
+
+static void test_spawn_missing(void **state)
+{
+	char *argv[] = {"tfw-no-such-program", NULL};
+	char *envp[] = {NULL};
+	struct child_req req;
+	char err[256];
+	pid_t pid;
+	int rc, st, fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	(void)state;
+	req.argv = argv;
+	req.envp = envp;
+	req.cwd = NULL;
+	req.out_fd = fd;
+	req.events_fd = -1;
+	rc = child_spawn(&req, &pid, err, sizeof(err));
+	if (rc == 0) {
+		/* Under valgrind posix_spawn is fork+exec: the child exits
+		 * 127 instead of posix_spawn reporting the error. */
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 127);
+	} else {
+		assert_int_equal(rc, ENOENT);
+		assert_string_equal(err,
+				    "runner not found: tfw-no-such-program");
+		assert_int_equal(pid, -1);
+	}
+	close(fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_env),
+	    cmocka_unit_test(test_tmpdir_and_rmtree),
+	    cmocka_unit_test(test_spawn_child),
+	    cmocka_unit_test(test_spawn_missing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
