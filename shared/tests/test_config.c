@@ -1,0 +1,605 @@
+/* test_config.c -- unit tests for shared/config.c: the schema, defaults,
+ * environment expansion and the exact "FILE:LINE: KEY: problem" of every
+ * error. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "buf.h"
+#include "config.h"
+#include "xmalloc.h"
+
+static int load(const char *yaml, struct config *c, char *err, size_t errlen)
+{
+	return config_load_buffer("t.yaml", yaml, strlen(yaml), c, err, errlen);
+}
+
+/* ---- malformed configs ------------------------------------------------- */
+
+struct bad_case {
+	const char *yaml;
+	const char *prefix;  /* exact start of the message */
+	const char *problem; /* somewhere after the prefix */
+};
+
+static const struct bad_case bad_cases[] = {
+    {"", "t.yaml:1: suites: ", "empty"},
+    {"# nothing here\n", "t.yaml:1: suites: ", "empty"},
+    {"- a\n- b\n", "t.yaml:1: (top level): ", "got a list"},
+    {"defaults: {}\n", "t.yaml:1: suites: ", "missing"},
+    {"suites: {}\n", "t.yaml:1: suites: ", "at least one suite"},
+    {"suites: [a, b]\n", "t.yaml:1: suites: ", "expected a mapping"},
+    {"suites:\n  api:\n    timeout: ten\n",
+     "t.yaml:3: suites.api.timeout: ", "expected seconds, got \"ten\""},
+    {"suites:\n  api:\n    colour: red\n",
+     "t.yaml:3: suites.api.colour: ", "unknown key"},
+    {"suites:\n  api: {}\nphases:\n  - name: a\n    suites: [api]\n"
+     "  - name: b\n    suites: [api, webb]\n",
+     "t.yaml:7: phases[1].suites[1]: ", "unknown suite \"webb\""},
+    {"suites:\n  api:\n    paths: [a\n",
+     "t.yaml:4: yaml: ", "did not find expected"},
+    {"suites:\n  api: x: y\n",
+     "t.yaml:2: yaml: ", "mapping values are not allowed in this context"},
+    {"suites:\n  api: {}\n  api: {}\n",
+     "t.yaml:3: suites.api: ", "duplicate key"},
+    {"suites:\n  api:\n    queue: a\n    queue: b\n",
+     "t.yaml:4: suites.api.queue: ", "duplicate key"},
+    {"colour: red\nsuites:\n  api: {}\n", "t.yaml:1: colour: ", "unknown key"},
+    {"defaults:\n  wokers: 3\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.wokers: ", "unknown key"},
+    {"suites:\n  \"b@d\": {}\n",
+     "t.yaml:2: suites.b@d: ", "invalid suite name"},
+    {"suites:\n  api:\n    env: {X: \"${TF_TEST_SURELY_UNSET}\"}\n",
+     "t.yaml:3: suites.api.env.X: ",
+     "environment variable TF_TEST_SURELY_UNSET is not set"},
+    {"suites:\n  api:\n    cwd: \"${HOME\"\n",
+     "t.yaml:3: suites.api.cwd: ", "unterminated"},
+    {"suites:\n  api:\n    cwd: \"${1x}\"\n",
+     "t.yaml:3: suites.api.cwd: ", "bad variable reference"},
+    {"suites:\n  api:\n    env:\n      \"A B\": x\n",
+     "t.yaml:4: suites.api.env.\"A B\": ", "invalid environment variable"},
+    {"suites:\n  api:\n    env: [a]\n",
+     "t.yaml:3: suites.api.env: ", "expected a mapping, got a list"},
+    {"suites:\n  load:\n    runner: command\n",
+     "t.yaml:3: suites.load: ", "needs \"command\""},
+    {"suites:\n  api:\n    command: [a]\n",
+     "t.yaml:3: suites.api.command: ", "only for the command runner"},
+    {"suites:\n  load:\n    runner: command\n    command: \"./x --y\"\n",
+     "t.yaml:4: suites.load.command: ", "no shell"},
+    {"suites:\n  load:\n    runner: command\n    command: [x]\n"
+     "    paths: [a]\n",
+     "t.yaml:5: suites.load.paths: ", "not used by the command runner"},
+    {"suites:\n  api:\n    grep: x\n",
+     "t.yaml:3: suites.api.grep: ", "only for the playwright runner"},
+    {"suites:\n  web:\n    runner: playwright\n    markers: x\n",
+     "t.yaml:4: suites.web.markers: ", "only for the pytest runner"},
+    {"suites:\n  web:\n    runner: playwright\n    keyword: x\n",
+     "t.yaml:4: suites.web.keyword: ", "only for the pytest runner"},
+    {"suites:\n  api:\n    runner: nose\n", "t.yaml:3: suites.api.runner: ",
+     "expected pytest, playwright or command, got \"nose\""},
+    {"suites:\n  api:\n    paths: [tests, -k]\n",
+     "t.yaml:3: suites.api.paths[1]: ", "looks like an option"},
+    {"suites:\n  api:\n    paths: [tests, \"\"]\n",
+     "t.yaml:3: suites.api.paths[1]: ", "must not be empty"},
+    {"suites:\n  api:\n    paths: []\n",
+     "t.yaml:3: suites.api.paths: ", "must not be empty"},
+    {"suites:\n  api:\n    paths: {a: b}\n", "t.yaml:3: suites.api.paths: ",
+     "expected a list of strings or a string, got a mapping"},
+    {"defaults:\n  workers: 0\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.workers: ", "got \"0\""},
+    {"defaults:\n  workers: four\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.workers: ", "expected an integer"},
+    {"defaults:\n  workers: 99999999999999999999999\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.workers: ", "expected an integer"},
+    {"defaults:\n  retries: -1\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.retries: ", "got \"-1\""},
+    {"defaults:\n  shard: count:0\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.shard: ", "got \"count:0\""},
+    {"defaults:\n  shard: random\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.shard: ", "got \"random\""},
+    {"defaults:\n  timeout: 10x\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.timeout: ", "expected seconds"},
+    {"defaults:\n  timeout: 100000d\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.timeout: ", "expected seconds"},
+    {"defaults:\n  prefix: \"tf key\"\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.prefix: ", "invalid name"},
+    {"defaults:\n  queue: \"a/b\"\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.queue: ", "invalid name"},
+    {"defaults: [1]\nsuites:\n  api: {}\n",
+     "t.yaml:1: defaults: ", "expected a mapping"},
+    {"suites:\n  api:\n    markers:\n",
+     "t.yaml:3: suites.api.markers: ", "expected a string, got nothing"},
+    {"suites:\n  api:\n    cwd: [a]\n",
+     "t.yaml:3: suites.api.cwd: ", "expected a string, got a list"},
+    {"suites:\n  api:\n    cwd: \"a\\0b\"\n",
+     "t.yaml:3: suites.api.cwd: ", "NUL"},
+    {"suites:\n  api:\n    max_concurrency: lots\n",
+     "t.yaml:3: suites.api.max_concurrency: ", "expected an integer"},
+    {"suites:\n  ? [a]\n  : b\n", "t.yaml:2: suites: ", "keys must be strings"},
+    {"suites:\n  api: {}\nphases: []\n",
+     "t.yaml:3: phases: ", "must not be empty"},
+    {"suites:\n  api: {}\nphases: {a: b}\n",
+     "t.yaml:3: phases: ", "expected a list of phases"},
+    {"suites:\n  api: {}\nphases:\n  - suites: [api]\n",
+     "t.yaml:4: phases[0]: ", "missing \"name\""},
+    {"suites:\n  api: {}\nphases:\n  - name: p\n",
+     "t.yaml:4: phases[0]: ", "missing \"suites\""},
+    {"suites:\n  api: {}\nphases:\n  - name: a\n    suites: [api]\n"
+     "  - name: a\n    suites: [api]\n",
+     "t.yaml:6: phases[1].name: ", "duplicate phase name \"a\""},
+    {"suites:\n  api: {}\nphases:\n  - name: a\n    suites: [api, api]\n",
+     "t.yaml:5: phases[0].suites[1]: ", "listed twice"},
+    {"suites:\n  api: {}\nphases:\n  - name: a\n    suites: api\n"
+     "    required: maybe\n",
+     "t.yaml:6: phases[0].required: ", "expected true or false"},
+    {"suites:\n  api: {}\nphases:\n  - name: a\n    suites: api\n"
+     "    stages: 3\n",
+     "t.yaml:6: phases[0].stages: ", "unknown key"},
+    {"suites:\n  api: {}\nphases:\n  - name: \"x y\"\n    suites: api\n",
+     "t.yaml:4: phases[0].name: ", "invalid name"},
+    {"suites:\n  api: {}\nphases:\n  - name: a\n    suites: nope\n",
+     "t.yaml:5: phases[0].suites: ", "unknown suite \"nope\""},
+    {"suites:\n  api: {}\n---\nsuites:\n  b: {}\n",
+     "t.yaml:4: yaml: ", "only one document"},
+    {"suites:\n  api: {}\n\x01\n", "t.yaml:3: yaml: ", "control characters"},
+    {"suites: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+     "[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+     "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+     "t.yaml:1: yaml: ", "nested deeper than"},
+};
+
+static void test_bad_configs(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *bc = &bad_cases[i];
+		struct config c;
+		char err[512];
+		int rc;
+
+		memset(err, 'X', sizeof(err));
+		rc = load(bc->yaml, &c, err, sizeof(err));
+		if (rc != -1 ||
+		    strncmp(err, bc->prefix, strlen(bc->prefix)) != 0 ||
+		    strstr(err + strlen(bc->prefix), bc->problem) == NULL ||
+		    strchr(err, '\n') != NULL)
+			fail_msg(
+			    "case %zu: rc %d, got \"%s\", want \"%s...%s\"", i,
+			    rc, rc == 0 ? "(none)" : err, bc->prefix,
+			    bc->problem);
+		/* out is left empty on error */
+		assert_null(c.suites);
+		assert_null(c.path);
+	}
+}
+
+/* ---- good configs ------------------------------------------------------ */
+
+static const char full_yaml[] =
+    "defaults:\n"
+    "  redis: redis://host:6379/0\n"
+    "  prefix: tf-ci\n"
+    "  workers: 4\n"
+    "  shard: count:8\n"
+    "  timeout: 10m\n"
+    "  queue: fast\n"
+    "  retries: 2\n"
+    "suites:\n"
+    "  api:\n"
+    "    runner: pytest\n"
+    "    paths: [tests/api, tests/common]\n"
+    "    cwd: services/api\n"
+    "    env:\n"
+    "      TEST_DATABASE_URL: "
+    "\"${TF_TEST_DB_URL:-postgres://localhost/test}\"\n"
+    "      FROM_ENV: \"${TF_TEST_SET}\"\n"
+    "      EMPTY_DEFAULT: \"${TF_TEST_EMPTY:-fallback}\"\n"
+    "      EMPTY: \"${TF_TEST_EMPTY}\"\n"
+    "      LITERAL: \"cost: $$5 and $HOME and $\"\n"
+    "      BLANK: \"\"\n"
+    "    markers: \"not slow\"\n"
+    "    keyword: \"login\"\n"
+    "    timeout: 300\n"
+    "    queue: default\n"
+    "    shard: file\n"
+    "    retries: 1\n"
+    "    max_concurrency: 1\n"
+    "  load:\n"
+    "    runner: command\n"
+    "    command: [./load.sh, --users, \"10\", \"\"]\n"
+    "    timeout: 1h30m\n"
+    "  web:\n"
+    "    runner: playwright\n"
+    "    paths: e2e\n"
+    "    grep: \"@smoke\"\n"
+    "    timeout: \"90s\"\n"
+    "phases:\n"
+    "  - name: health\n"
+    "    suites: [api]\n"
+    "    required: true\n"
+    "    parallel: false\n"
+    "    timeout: 120\n"
+    "  - name: rest\n"
+    "    suites: [web, load]\n"
+    "    required: false\n";
+
+static void test_full_config(void **state)
+{
+	struct config c;
+	const struct suite_conf *s;
+	const struct phase_conf *p;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(setenv("TF_TEST_SET", "from-env", 1), 0);
+	assert_int_equal(setenv("TF_TEST_EMPTY", "", 1), 0);
+	assert_int_equal(unsetenv("TF_TEST_DB_URL"), 0);
+	if (load(full_yaml, &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+
+	assert_string_equal(c.path, "t.yaml");
+	assert_string_equal(c.redis, "redis://host:6379/0");
+	assert_string_equal(c.prefix, "tf-ci");
+	assert_int_equal(c.workers, 4);
+	assert_string_equal(c.shard, "count:8");
+	assert_int_equal(c.timeout_s, 600);
+	assert_string_equal(c.queue, "fast");
+	assert_int_equal(c.retries, 2);
+	assert_int_equal(c.nsuites, 3);
+
+	s = &c.suites[0];
+	assert_string_equal(s->name, "api");
+	assert_string_equal(s->runner, "pytest");
+	assert_int_equal(s->npaths, 2);
+	assert_string_equal(s->paths[0], "tests/api");
+	assert_string_equal(s->paths[1], "tests/common");
+	assert_null(s->command);
+	assert_int_equal(s->ncommand, 0);
+	assert_string_equal(s->cwd, "services/api");
+	assert_int_equal(s->nenv, 6);
+	assert_string_equal(s->env[0].key, "TEST_DATABASE_URL");
+	assert_string_equal(s->env[0].value, "postgres://localhost/test");
+	assert_string_equal(s->env[1].key, "FROM_ENV");
+	assert_string_equal(s->env[1].value, "from-env");
+	assert_string_equal(s->env[2].value, "fallback");
+	assert_string_equal(s->env[3].value, "");
+	assert_string_equal(s->env[4].value, "cost: $5 and $HOME and $");
+	assert_string_equal(s->env[5].key, "BLANK");
+	assert_string_equal(s->env[5].value, "");
+	assert_string_equal(s->mark, "not slow");
+	assert_string_equal(s->kexpr, "login");
+	assert_null(s->grep);
+	assert_int_equal(s->timeout_s, 300);
+	assert_string_equal(s->queue, "default");
+	assert_string_equal(s->shard, "file");
+	assert_int_equal(s->retries, 1);
+	assert_int_equal(s->max_concurrency, 1);
+
+	s = &c.suites[1];
+	assert_string_equal(s->name, "load");
+	assert_string_equal(s->runner, "command");
+	assert_int_equal(s->ncommand, 4);
+	assert_string_equal(s->command[0], "./load.sh");
+	assert_string_equal(s->command[1], "--users");
+	assert_string_equal(s->command[2], "10");
+	assert_string_equal(s->command[3], "");
+	assert_null(s->paths);
+	assert_int_equal(s->timeout_s, 5400);
+	assert_null(s->queue);
+	assert_null(s->shard);
+	assert_int_equal(s->retries, -1);
+
+	s = &c.suites[2];
+	assert_string_equal(s->name, "web");
+	assert_string_equal(s->runner, "playwright");
+	assert_int_equal(s->npaths, 1);
+	assert_string_equal(s->paths[0], "e2e");
+	assert_string_equal(s->grep, "@smoke");
+	assert_int_equal(s->timeout_s, 90);
+
+	assert_int_equal(c.nphases, 2);
+	p = &c.phases[0];
+	assert_string_equal(p->name, "health");
+	assert_int_equal(p->nsuites, 1);
+	assert_string_equal(p->suites[0], "api");
+	assert_int_equal(p->required, 1);
+	assert_int_equal(p->parallel, 0);
+	assert_int_equal(p->timeout_s, 120);
+	p = &c.phases[1];
+	assert_string_equal(p->name, "rest");
+	assert_int_equal(p->nsuites, 2);
+	assert_string_equal(p->suites[0], "web");
+	assert_string_equal(p->suites[1], "load");
+	assert_int_equal(p->required, 0);
+	assert_int_equal(p->parallel, 1);
+	assert_int_equal(p->timeout_s, 0);
+
+	assert_ptr_equal(config_suite(&c, "web"), &c.suites[2]);
+	assert_null(config_suite(&c, "nope"));
+	assert_ptr_equal(config_phase(&c, "rest"), &c.phases[1]);
+	assert_null(config_phase(&c, "default"));
+
+	config_release(&c);
+	assert_null(c.suites);
+	assert_int_equal(c.nsuites, 0);
+	unsetenv("TF_TEST_SET");
+	unsetenv("TF_TEST_EMPTY");
+}
+
+static void test_env_default_overridden(void **state)
+{
+	struct config c;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(setenv("TF_TEST_DB_URL", "postgres://db/x", 1), 0);
+	assert_int_equal(setenv("TF_TEST_WORKERS", "7", 1), 0);
+	if (load("defaults:\n  workers: ${TF_TEST_WORKERS:-2}\n"
+		 "  redis: ${TF_TEST_DB_URL}\n"
+		 "suites:\n  api:\n    env: {U: \"<${TF_TEST_DB_URL:-x}>\"}\n",
+		 &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(c.workers, 7);
+	assert_string_equal(c.redis, "postgres://db/x");
+	assert_string_equal(c.suites[0].env[0].value, "<postgres://db/x>");
+	config_release(&c);
+
+	/* Expansion applies to values only, never to keys. */
+	if (load("suites:\n  api:\n    env: {\"$$X\": y}\n", &c, err,
+		 sizeof(err)) == 0)
+		fail_msg("a key was expanded");
+	assert_non_null(strstr(err, "invalid environment variable name"));
+	unsetenv("TF_TEST_DB_URL");
+	unsetenv("TF_TEST_WORKERS");
+}
+
+static void test_defaults(void **state)
+{
+	struct config c;
+	const struct suite_conf *s;
+	char err[512];
+
+	(void)state;
+	if (load("suites:\n  unit:\n  api: {}\n  e2e:\n    paths: x\n", &c, err,
+		 sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_null(c.redis);
+	assert_string_equal(c.prefix, "tf");
+	assert_int_equal(c.workers, 0);
+	assert_string_equal(c.shard, "auto");
+	assert_int_equal(c.timeout_s, 0);
+	assert_string_equal(c.queue, "default");
+	assert_int_equal(c.retries, 0);
+	assert_int_equal(c.nsuites, 3);
+	s = &c.suites[0];
+	assert_string_equal(s->name, "unit");
+	assert_string_equal(s->runner, "pytest");
+	assert_null(s->paths);
+	assert_int_equal(s->npaths, 0);
+	assert_null(s->cwd);
+	assert_null(s->env);
+	assert_null(s->mark);
+	assert_null(s->kexpr);
+	assert_null(s->grep);
+	assert_int_equal(s->timeout_s, 0);
+	assert_null(s->queue);
+	assert_null(s->shard);
+	assert_int_equal(s->retries, -1);
+	assert_int_equal(s->max_concurrency, 0);
+
+	/* One synthesized phase with every suite, in file order. */
+	assert_int_equal(c.nphases, 1);
+	assert_string_equal(c.phases[0].name, "default");
+	assert_int_equal(c.phases[0].required, 1);
+	assert_int_equal(c.phases[0].parallel, 1);
+	assert_int_equal(c.phases[0].timeout_s, 0);
+	assert_int_equal(c.phases[0].nsuites, 3);
+	assert_string_equal(c.phases[0].suites[0], "unit");
+	assert_string_equal(c.phases[0].suites[1], "api");
+	assert_string_equal(c.phases[0].suites[2], "e2e");
+	assert_non_null(config_phase(&c, "default"));
+	config_release(&c);
+}
+
+static void test_durations(void **state)
+{
+	static const struct {
+		const char *text;
+		unsigned seconds;
+	} ok[] = {
+	    {"0", 0},	    {"600", 600},   {"90s", 90},
+	    {"10m", 600},   {"1h", 3600},   {"1h30m", 5400},
+	    {"2d", 172800}, {"\"45\"", 45}, {"1m1s", 61},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct config c;
+		char yaml[128], err[512];
+
+		snprintf(yaml, sizeof(yaml),
+			 "defaults:\n  timeout: %s\nsuites:\n  a: {}\n",
+			 ok[i].text);
+		if (load(yaml, &c, err, sizeof(err)) != 0)
+			fail_msg("%s: %s", ok[i].text, err);
+		assert_int_equal(c.timeout_s, ok[i].seconds);
+		config_release(&c);
+	}
+}
+
+static void test_check_shard(void **state)
+{
+	static const char *const good[] = {
+	    "auto", "file", "test", "count:1", "count:100000", "count:007"};
+	static const char *const bad[] = {
+	    "",
+	    "AUTO",
+	    "count:",
+	    "count:0",
+	    "count:-1",
+	    "count:1x",
+	    "count:100001",
+	    "count: 2",
+	    "count:+2",
+	    "files",
+	    "count:99999999999999999999",
+	    "count",
+	};
+	char err[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (config_check_shard(good[i], err, sizeof(err)) != 0)
+			fail_msg("%s rejected: %s", good[i], err);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char want[64];
+
+		if (config_check_shard(bad[i], err, sizeof(err)) != -1)
+			fail_msg("\"%s\" accepted", bad[i]);
+		snprintf(want, sizeof(want), "\"%s\"", bad[i]);
+		if (strstr(err, want) == NULL)
+			fail_msg("message does not name \"%s\": %s", bad[i],
+				 err);
+	}
+}
+
+static void test_aliases(void **state)
+{
+	struct config c;
+	char err[512];
+	struct buf b;
+	size_t i;
+
+	(void)state;
+	/* Plain anchors work. */
+	if (load("suites:\n  a: &s {paths: [x], retries: 2}\n  b: *s\n", &c,
+		 err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(c.nsuites, 2);
+	assert_int_equal(c.suites[1].retries, 2);
+	assert_string_equal(c.suites[1].paths[0], "x");
+	config_release(&c);
+
+	/* An alias bomb runs out of budget quickly instead of looping:
+	 * 500 suites each walking the same 20000-entry env mapping. */
+	buf_init(&b, 0);
+	buf_appendstr(&b, "suites:\n  s: {env: &e {");
+	for (i = 0; i < 20000; i++)
+		buf_printf(&b, "%sV%zu: v", i ? ", " : "", i);
+	buf_appendstr(&b, "}}\n");
+	for (i = 0; i < 500; i++)
+		buf_printf(&b, "  s%zu: {env: *e}\n", i);
+	assert_int_equal(load(b.data, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "aliases"));
+	assert_null(c.suites);
+
+	/* libyaml searches anchors linearly: more than 100 are refused. */
+	buf_reset(&b);
+	buf_appendstr(&b, "suites:\n  a:\n    paths: [");
+	for (i = 0; i < 101; i++)
+		buf_printf(&b, "%s&a%zu x", i ? ", " : "", i);
+	buf_appendstr(&b, "]\n");
+	assert_int_equal(load(b.data, &c, err, sizeof(err)), -1);
+	assert_string_equal(err, "t.yaml:3: yaml: more than 100 anchors");
+	buf_release(&b);
+}
+
+static void test_limits(void **state)
+{
+	struct config c;
+	char err[512], *big;
+	size_t n = (1u << 20) + 1;
+
+	(void)state;
+	big = xmalloc(n);
+	memset(big, '#', n);
+	assert_int_equal(
+	    config_load_buffer("big.yaml", big, n, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "big.yaml: "));
+	assert_non_null(strstr(err, "larger"));
+	free(big);
+
+	/* Names longer than 128 are refused. */
+	{
+		char yaml[512];
+
+		snprintf(yaml, sizeof(yaml), "suites:\n  %0129d: {}\n", 0);
+		assert_int_equal(load(yaml, &c, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "t.yaml:2: "));
+	}
+	/* A tiny error buffer is never overrun. */
+	{
+		char small[8];
+
+		memset(small, 'X', sizeof(small));
+		assert_int_equal(load("suites: {}\n", &c, small, 5), -1);
+		assert_int_equal(small[4], '\0');
+		assert_int_equal(small[5], 'X');
+	}
+}
+
+static void test_load_file(void **state)
+{
+	char dir[] = "/tmp/tf-test-config-XXXXXX";
+	char path[128], err[512];
+	struct config c;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/testfleet.yaml", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("suites:\n  api:\n    timeout: 5m\n", f);
+	fclose(f);
+	if (config_load_file(path, &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_string_equal(c.path, path);
+	assert_int_equal(c.suites[0].timeout_s, 300);
+	config_release(&c);
+
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("suites:\n  api:\n    colour: red\n", f);
+	fclose(f);
+	assert_int_equal(config_load_file(path, &c, err, sizeof(err)), -1);
+	{
+		char want[256];
+
+		snprintf(want, sizeof(want), "%s:3: suites.api.colour: ", path);
+		assert_memory_equal(err, want, strlen(want));
+	}
+	unlink(path);
+
+	assert_int_equal(config_load_file(path, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cannot open"));
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bad_configs),
+	    cmocka_unit_test(test_full_config),
+	    cmocka_unit_test(test_env_default_overridden),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_check_shard),
+	    cmocka_unit_test(test_aliases),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_load_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
