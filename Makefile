@@ -92,15 +92,28 @@ clean:
 -include $(SHARED_OBJ:.o=.d) $(PRODUCER_OBJ:.o=.d) $(WORKER_OBJ:.o=.d)
 
 # libFuzzer target for the msgpack codec (needs clang); see fuzz/fuzz_proto.c.
+# libFuzzer targets, one per decoder of outside input. Each links the
+# sources it exercises directly, so they are instrumented too.
 FUZZ_SECONDS ?= 60
-FUZZ_SRC := fuzz/fuzz_proto.c shared/proto.c shared/xmalloc.c
+FUZZ_CC := clang -g -O1 -fsanitize=fuzzer,address,undefined
+FUZZ_TARGETS := proto junit config events
+fuzz_proto_SRC := shared/proto.c shared/xmalloc.c
+fuzz_junit_SRC := shared/junit.c shared/buf.c shared/xmalloc.c
+fuzz_config_SRC := shared/config.c shared/buf.c shared/xmalloc.c
+fuzz_events_SRC := worker/events.c worker/capture.c worker/utf8.c shared/proto.c shared/buf.c shared/xmalloc.c
 
-build/fuzz_proto: $(FUZZ_SRC) shared/proto.h shared/xmalloc.h
+build/fuzz_%: fuzz/fuzz_%.c $(wildcard shared/*.h worker/*.h) $(wildcard shared/*.c worker/*.c)
 	@mkdir -p build
-	clang -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) $(WARN) -o $@ $(FUZZ_SRC) -lmsgpackc -lm
+	$(FUZZ_CC) $(CPPFLAGS) -Iworker $(WARN) -o $@ $< $(fuzz_$*_SRC) $(LIBS)
 
-fuzz: build/fuzz_proto
-	@mkdir -p build/fuzz-corpus
-	build/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus fuzz/corpus/proto
+# make fuzz: every target for FUZZ_SECONDS each, on a copy of its corpus.
+fuzz: $(FUZZ_TARGETS:%=build/fuzz_%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz-corpus-$$t; \
+		dict=""; [ -f fuzz/$$t.dict ] && dict="-dict=fuzz/$$t.dict"; \
+		seeds=""; [ -d fuzz/corpus/$$t ] && seeds="fuzz/corpus/$$t"; \
+		echo "== fuzz_$$t"; \
+		build/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $$dict build/fuzz-corpus-$$t $$seeds; \
+	done
 
 .PHONY: fuzz
