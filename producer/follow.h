@@ -1,0 +1,62 @@
+/* follow.h -- reading a run's results stream (<prefix>:run:<id>:results):
+ * following it live with blocking XREADs from its first entry to its "end"
+ * entry -- reconnecting with backoff and resuming after the last entry seen
+ * -- while task results go to the aggregator and progress events to a
+ * one-line display; or replaying it as it stands, in pages, for `report`.
+ * Owns the progress line. */
+#ifndef TF_FOLLOW_H
+#define TF_FOLLOW_H
+
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "aggregate.h"
+#include "redisurl.h"
+
+enum follow_progress {
+	FOLLOW_PROGRESS_NONE, /* quiet */
+	FOLLOW_PROGRESS_TTY,  /* one line redrawn in place */
+	FOLLOW_PROGRESS_PLAIN /* a plain line every 30 s (logs, CI) */
+};
+
+struct follow_opts {
+	const char *prefix;
+	const char *run;
+	const struct redis_url *url; /* to reconnect after a drop */
+	int timeout_ms;		     /* per command, > the 1 s XREAD block */
+	unsigned tasks_total;	     /* for the progress line; 0 = unknown */
+	unsigned tests_total;
+	enum follow_progress progress;
+	FILE *progress_out;	     /* where the progress line goes */
+	volatile sig_atomic_t *stop; /* set by a signal: return at once */
+	/* Called about once a second (may be NULL): returns -1 with a
+	 * message in err to abandon the run, e.g. a local worker died. */
+	int (*check)(void *arg, char *err, size_t errlen);
+	void *check_arg;
+};
+
+enum follow_end {
+	FOLLOW_DONE,	/* the "end" entry was read */
+	FOLLOW_STOPPED, /* *stop was set */
+	FOLLOW_ERROR	/* Redis gone for good, or check() failed: see err */
+};
+
+/* Follows the run from the start of its results stream to its "end"
+ * entry, feeding every task result to agg. *c is the connection to use;
+ * after a reconnect it is replaced (the caller frees whatever *c is at the
+ * end). Malformed entries are skipped with a warning. *ended_at receives
+ * the time in the "end" entry (0 if none). */
+enum follow_end follow_run(redisContext **c, const struct follow_opts *o,
+			   struct aggregator *agg, double *ended_at, char *err,
+			   size_t errlen);
+
+/* Reads the stream as it stands (XRANGE, 1000 entries a page) into agg.
+ * Returns 0 with *ended set when an "end" entry was found (and *ended_at
+ * its time), or -1 with a message in err. */
+int follow_replay(redisContext *c, const char *prefix, const char *run,
+		  struct aggregator *agg, int *ended, double *ended_at,
+		  char *err, size_t errlen);
+
+#endif

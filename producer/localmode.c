@@ -1,0 +1,419 @@
+/* localmode.c -- the private redis-server and local worker of local mode
+ * (see localmode.h). */
+#include "localmode.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <hiredis/hiredis.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proc.h"
+#include "xmalloc.h"
+
+extern char **environ;
+
+#define LOCALMODE_PING_MS 5000
+#define LOCALMODE_WORKER_GRACE "1"
+#define LOCALMODE_STOP_MS 2000
+/* unix socket paths are limited to 107 bytes; keep TMPDIR well below. */
+#define LOCALMODE_MAX_TMPDIR 64
+
+struct localmode {
+	char *dir;   /* the private temporary directory */
+	char *sock;  /* <dir>/redis.sock */
+	char *url;   /* unix://<sock> */
+	pid_t redis; /* -1 once reaped */
+	pid_t worker;
+	int redis_status;
+	int worker_status;
+};
+
+static long long lm_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void lm_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* The worker binary installed beside this one. Caller frees. */
+static char *lm_worker_path(void)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return xstrdup("testfleet-worker");
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	if (slash == NULL)
+		return xstrdup("testfleet-worker");
+	*slash = '\0';
+	return xasprintf("%s/testfleet-worker", self);
+}
+
+static int lm_rm_entry(const char *path, const struct stat *sb, int flag,
+		       struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* Removes dir and everything in it, without a shell and without following
+ * symlinks. */
+static void lm_remove_tree(const char *dir)
+{
+	nftw(dir, lm_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rmdir(dir);
+}
+
+/* The last non-empty line of a log file in dir, for messages; caller
+ * frees; "" when there is none. */
+static char *lm_log_tail(const char *dir, const char *name)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	char buf[2048];
+	char *end, *start;
+	ssize_t n = 0;
+	off_t size;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return xstrdup("");
+	size = lseek(fd, 0, SEEK_END);
+	if (size > (off_t)sizeof(buf) - 1)
+		lseek(fd, size - (off_t)sizeof(buf) + 1, SEEK_SET);
+	else
+		lseek(fd, 0, SEEK_SET);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return xstrdup("");
+	buf[n] = '\0';
+	end = buf + n;
+	while (end > buf &&
+	       (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+		end--;
+	*end = '\0';
+	start = strrchr(buf, '\n');
+	start = start != NULL ? start + 1 : buf;
+	return xstrdup(start);
+}
+
+/* Opens dir/name for a child's output, or returns -1 to inherit. */
+static int lm_log_fd(const char *dir, const char *name, int verbose)
+{
+	char *path;
+	int fd;
+
+	if (verbose)
+		return -1;
+	path = xasprintf("%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	free(path);
+	return fd;
+}
+
+/* Environment for the worker: ours, with TMPDIR inside the private
+ * directory so whatever its runners leave behind goes with it.
+ * tmpdir_entry ("TMPDIR=...") and the strings are borrowed; free only the
+ * array. */
+static char **lm_worker_env(char *tmpdir_entry)
+{
+	size_t n = 0, k = 0, i;
+	char **env;
+
+	while (environ[n] != NULL)
+		n++;
+	env = xcalloc(n + 2, sizeof(*env));
+	for (i = 0; i < n; i++)
+		if (strncmp(environ[i], "TMPDIR=", 7) != 0)
+			env[k++] = environ[i];
+	env[k++] = tmpdir_entry;
+	env[k] = NULL;
+	return env;
+}
+
+/* Waits until the server answers PING. Returns 0, or -1 with err. */
+static int lm_wait_redis(struct localmode *lm, volatile sig_atomic_t *stop,
+			 enum localmode_error *why, char *err, size_t errlen)
+{
+	long long deadline = lm_now_ms() + LOCALMODE_PING_MS;
+	struct timeval tv = {0, 200000};
+	char how[128];
+
+	for (;;) {
+		redisContext *c;
+
+		if (stop != NULL && *stop) {
+			*why = LOCALMODE_STOPPED;
+			snprintf(err, errlen, "interrupted");
+			return -1;
+		}
+		if (proc_wait(lm->redis, 0, &lm->redis_status) == 1) {
+			char *tail = lm_log_tail(lm->dir, "redis.log");
+
+			lm->redis = -1;
+			proc_status_describe(lm->redis_status, how,
+					     sizeof(how));
+			*why = LOCALMODE_FAILED;
+			snprintf(err, errlen,
+				 "local redis-server %s at start%s%s", how,
+				 tail[0] ? ": " : "", tail);
+			free(tail);
+			return -1;
+		}
+		c = redisConnectUnixWithTimeout(lm->sock, tv);
+		if (c != NULL && c->err == 0) {
+			redisReply *r;
+
+			redisSetTimeout(c, tv);
+			r = redisCommand(c, "PING");
+			if (r != NULL && r->type == REDIS_REPLY_STATUS) {
+				freeReplyObject(r);
+				redisFree(c);
+				return 0;
+			}
+			if (r != NULL)
+				freeReplyObject(r);
+		}
+		if (c != NULL)
+			redisFree(c);
+		if (lm_now_ms() >= deadline) {
+			*why = LOCALMODE_FAILED;
+			snprintf(err, errlen,
+				 "local redis-server did not answer on %s "
+				 "within %d s",
+				 lm->sock, LOCALMODE_PING_MS / 1000);
+			return -1;
+		}
+		lm_sleep_ms(50);
+	}
+}
+
+static int lm_start_redis(struct localmode *lm, int verbose,
+			  enum localmode_error *why, char *err, size_t errlen)
+{
+	char *argv[] = {"redis-server", "--port",      "0",
+			"--unixsocket", lm->sock,      "--unixsocketperm",
+			"700",		"--save",      "",
+			"--appendonly", "no",	       "--dir",
+			lm->dir,	"--daemonize", "no",
+			"--loglevel",	"warning",     NULL};
+	struct proc_opts po = {0};
+	int fd = lm_log_fd(lm->dir, "redis.log", verbose);
+	int rc;
+
+	po.argv = argv;
+	po.out_fd = po.err_fd = fd;
+	po.cwd = lm->dir;
+	rc = proc_spawn(&po, &lm->redis, err, errlen);
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0) {
+		if (errno == ENOENT) {
+			*why = LOCALMODE_NO_REDIS;
+			snprintf(err, errlen,
+				 "redis-server not found; install "
+				 "redis-server or pass --redis URL");
+		} else {
+			*why = LOCALMODE_FAILED;
+		}
+		lm->redis = -1;
+		return -1;
+	}
+	return 0;
+}
+
+static int lm_start_worker(struct localmode *lm, const struct localmode_opts *o,
+			   enum localmode_error *why, char *err, size_t errlen)
+{
+	char *path = lm_worker_path();
+	char *tmpdir = xasprintf("%s/tmp", lm->dir);
+	char *tmpdir_entry = xasprintf("TMPDIR=%s", tmpdir);
+	char slots[16];
+	char **argv = xcalloc(16 + 2 * o->nqueues, sizeof(*argv));
+	char **env = NULL;
+	struct proc_opts po = {0};
+	size_t k = 0, i;
+	int fd = -1, ret = -1;
+
+	if (access(path, X_OK) < 0) {
+		*why = LOCALMODE_NO_WORKER;
+		snprintf(err, errlen, "testfleet-worker not found at %s", path);
+		goto out;
+	}
+	if (mkdir(tmpdir, 0700) < 0) {
+		*why = LOCALMODE_FAILED;
+		snprintf(err, errlen, "cannot create %s: %s", tmpdir,
+			 strerror(errno));
+		goto out;
+	}
+	snprintf(slots, sizeof(slots), "%u", o->slots ? o->slots : 1);
+	argv[k++] = path;
+	argv[k++] = "--redis";
+	argv[k++] = lm->url;
+	argv[k++] = "--slots";
+	argv[k++] = slots;
+	argv[k++] = "--name";
+	argv[k++] = "local";
+	argv[k++] = "--prefix";
+	argv[k++] = (char *)o->prefix;
+	argv[k++] = "--grace";
+	argv[k++] = LOCALMODE_WORKER_GRACE;
+	if (o->pytest != NULL) {
+		argv[k++] = "--pytest";
+		argv[k++] = (char *)o->pytest;
+	}
+	/* The worker serves "default" unless told otherwise. */
+	if (!(o->nqueues == 1 && strcmp(o->queues[0], "default") == 0)) {
+		for (i = 0; i < o->nqueues; i++) {
+			argv[k++] = "--queue";
+			argv[k++] = o->queues[i];
+		}
+	}
+	argv[k] = NULL;
+	env = lm_worker_env(tmpdir_entry);
+	fd = lm_log_fd(lm->dir, "worker.log", o->verbose);
+	po.argv = argv;
+	po.envp = env;
+	po.out_fd = po.err_fd = fd;
+	if (proc_spawn(&po, &lm->worker, err, errlen) < 0) {
+		*why = LOCALMODE_FAILED;
+		lm->worker = -1;
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(env);
+	free(argv);
+	free(tmpdir_entry);
+	free(tmpdir);
+	free(path);
+	return ret;
+}
+
+struct localmode *localmode_start(const struct localmode_opts *o,
+				  enum localmode_error *why, char *err,
+				  size_t errlen)
+{
+	struct localmode *lm = xcalloc(1, sizeof(*lm));
+	const char *base = getenv("TMPDIR");
+	char *tmpl;
+
+	*why = LOCALMODE_OK;
+	lm->redis = lm->worker = -1;
+	if (base == NULL || base[0] != '/' ||
+	    strlen(base) > LOCALMODE_MAX_TMPDIR)
+		base = "/tmp";
+	tmpl = xasprintf("%s/testfleet-XXXXXX", base);
+	if (mkdtemp(tmpl) == NULL) {
+		*why = LOCALMODE_FAILED;
+		snprintf(err, errlen, "cannot create a directory in %s: %s",
+			 base, strerror(errno));
+		free(tmpl);
+		free(lm);
+		return NULL;
+	}
+	lm->dir = tmpl;
+	lm->sock = xasprintf("%s/redis.sock", lm->dir);
+	lm->url = xasprintf("unix://%s", lm->sock);
+	/* Orphans of our children (a runner whose worker was killed) come
+	 * to us, so the teardown can find and stop them. */
+	proc_become_subreaper();
+	if (lm_start_redis(lm, o->verbose, why, err, errlen) < 0)
+		goto fail;
+	if (lm_wait_redis(lm, o->stop, why, err, errlen) < 0)
+		goto fail;
+	if (lm_start_worker(lm, o, why, err, errlen) < 0)
+		goto fail;
+	return lm;
+fail:
+	localmode_stop(lm);
+	return NULL;
+}
+
+const char *localmode_url(const struct localmode *lm)
+{
+	return lm->url;
+}
+
+int localmode_check(void *arg, char *err, size_t errlen)
+{
+	struct localmode *lm = arg;
+	char how[128];
+
+	if (lm->worker > 0 &&
+	    proc_wait(lm->worker, 0, &lm->worker_status) == 1) {
+		char *tail = lm_log_tail(lm->dir, "worker.log");
+
+		lm->worker = -1;
+		proc_status_describe(lm->worker_status, how, sizeof(how));
+		snprintf(err, errlen, "local worker %s%s%s", how,
+			 tail[0] ? ": " : "", tail);
+		free(tail);
+		return -1;
+	}
+	if (lm->redis > 0 && proc_wait(lm->redis, 0, &lm->redis_status) == 1) {
+		char *tail = lm_log_tail(lm->dir, "redis.log");
+
+		lm->redis = -1;
+		proc_status_describe(lm->redis_status, how, sizeof(how));
+		snprintf(err, errlen, "local redis-server %s%s%s", how,
+			 tail[0] ? ": " : "", tail);
+		free(tail);
+		return -1;
+	}
+	if (lm->worker < 0 || lm->redis < 0) {
+		snprintf(err, errlen, "local %s is gone",
+			 lm->worker < 0 ? "worker" : "redis-server");
+		return -1;
+	}
+	return 0;
+}
+
+void localmode_stop(struct localmode *lm)
+{
+	if (lm == NULL)
+		return;
+	/* The worker first: on TERM it stops its runners (after its 1 s
+	 * grace) and exits; it needs redis-server for that. */
+	if (lm->worker > 0)
+		proc_stop(lm->worker, LOCALMODE_STOP_MS);
+	lm->worker = -1;
+	if (lm->redis > 0)
+		proc_stop(lm->redis, LOCALMODE_STOP_MS);
+	lm->redis = -1;
+	/* Whatever survived: runners of a killed worker and their
+	 * children, reparented to us. */
+	proc_kill_children(LOCALMODE_STOP_MS);
+	if (lm->dir != NULL)
+		lm_remove_tree(lm->dir);
+	free(lm->url);
+	free(lm->sock);
+	free(lm->dir);
+	free(lm);
+}

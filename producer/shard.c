@@ -1,0 +1,444 @@
+/* shard.c -- test ids to tasks (see shard.h). Estimates are handled as
+ * integer microseconds so that sums, comparisons and therefore the plan are
+ * exact and the same on every machine. */
+#include "shard.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmalloc.h"
+
+#define SHARD_MAX_COUNT 1000000u
+
+/* A growing list of test indexes: a task in the making. */
+struct shard_acc {
+	size_t *idx;
+	size_t n;
+	size_t cap;
+	uint64_t us;
+};
+
+/* What the comparators below need to see. */
+struct shard_input {
+	char *const *ids;
+	const uint64_t *us;
+	size_t *flen; /* file part length of each id */
+};
+
+int shard_mode_parse(const char *s, struct shard_mode *out, char *err,
+		     size_t errlen)
+{
+	unsigned long n;
+	char *end;
+
+	memset(out, 0, sizeof(*out));
+	if (strcmp(s, "auto") == 0) {
+		out->kind = SHARD_AUTO;
+		return 0;
+	}
+	if (strcmp(s, "file") == 0) {
+		out->kind = SHARD_FILE;
+		return 0;
+	}
+	if (strcmp(s, "test") == 0) {
+		out->kind = SHARD_TEST;
+		return 0;
+	}
+	if (strncmp(s, "count:", 6) == 0 && s[6] >= '0' && s[6] <= '9') {
+		errno = 0;
+		n = strtoul(s + 6, &end, 10);
+		if (errno == 0 && *end == '\0' && n >= 1 &&
+		    n <= SHARD_MAX_COUNT) {
+			out->kind = SHARD_COUNT;
+			out->count = (unsigned)n;
+			return 0;
+		}
+	}
+	snprintf(err, errlen,
+		 "bad shard mode \"%s\" (expected auto, file, test or "
+		 "count:N with 1 <= N <= %u)",
+		 s, SHARD_MAX_COUNT);
+	return -1;
+}
+
+size_t shard_file_len(const char *id)
+{
+	const char *sep = strstr(id, "::");
+
+	return sep != NULL ? (size_t)(sep - id) : strlen(id);
+}
+
+static uint64_t shard_to_us(double s)
+{
+	if (!isfinite(s) || s < 0)
+		s = SHARD_DEFAULT_TEST_S;
+	/* 11 days per test: ten million such tests still sum within
+	 * 64 bits of microseconds. */
+	if (s > 1e6)
+		s = 1e6;
+	return (uint64_t)llround(s * 1e6);
+}
+
+static void shard_acc_add(struct shard_acc *a, size_t idx, uint64_t us)
+{
+	if (a->n == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 8;
+		a->idx = xreallocarray(a->idx, a->cap, sizeof(*a->idx));
+	}
+	a->idx[a->n++] = idx;
+	a->us += us;
+}
+
+static int shard_cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Moves the accumulated tests into a new task of the plan. */
+static void shard_acc_flush(struct shard_acc *a, struct shard_plan *p,
+			    size_t *cap)
+{
+	struct shard_task *t;
+
+	if (a->n == 0)
+		return;
+	if (p->ntasks == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		p->tasks = xreallocarray(p->tasks, *cap, sizeof(*p->tasks));
+	}
+	t = &p->tasks[p->ntasks++];
+	qsort(a->idx, a->n, sizeof(*a->idx), shard_cmp_size);
+	t->tests = xreallocarray(a->idx, a->n, sizeof(*a->idx));
+	t->ntests = a->n;
+	t->estimate_s = (double)a->us / 1e6;
+	memset(a, 0, sizeof(*a));
+}
+
+/* By file part, then collection order: brings each file's tests together
+ * without reordering them. */
+static int shard_cmp_file(const void *a, const void *b, void *arg)
+{
+	const struct shard_input *in = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	size_t lx = in->flen[x], ly = in->flen[y];
+	int c = memcmp(in->ids[x], in->ids[y], lx < ly ? lx : ly);
+
+	if (c != 0)
+		return c;
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+/* Longest first, then collection order. */
+static int shard_cmp_est_desc(const void *a, const void *b, void *arg)
+{
+	const struct shard_input *in = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	uint64_t ex = in->us[x], ey = in->us[y];
+
+	if (ex != ey)
+		return ex > ey ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+static int shard_cmp_task(const void *a, const void *b)
+{
+	const struct shard_task *x = a, *y = b;
+
+	if (x->estimate_s != y->estimate_s)
+		return x->estimate_s > y->estimate_s ? -1 : 1;
+	return x->tests[0] < y->tests[0] ? -1 : x->tests[0] > y->tests[0];
+}
+
+/* Groups of one file's tests: a run [start, start+len) of the order array
+ * (sorted by file, then collection index); first is the collection index
+ * of the group's first test. */
+struct shard_group {
+	size_t start;
+	size_t len;
+	size_t first;
+	uint64_t us;
+};
+
+static int shard_cmp_group(const void *a, const void *b)
+{
+	const struct shard_group *x = a, *y = b;
+
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Splits the ids into per-file groups, in the order their files first
+ * appear. order (n entries) receives the indexes sorted by file. */
+static struct shard_group *shard_groups(const struct shard_input *in, size_t n,
+					size_t *order, size_t *ngroups)
+{
+	struct shard_group *g = NULL;
+	size_t i, ng = 0, cap = 0;
+
+	for (i = 0; i < n; i++)
+		order[i] = i;
+	qsort_r(order, n, sizeof(*order), shard_cmp_file, (void *)in);
+	for (i = 0; i < n; i++) {
+		size_t x = order[i];
+		int same = 0;
+
+		if (i > 0) {
+			size_t y = order[i - 1];
+
+			same = in->flen[x] == in->flen[y] &&
+			       memcmp(in->ids[x], in->ids[y], in->flen[x]) == 0;
+		}
+		if (!same) {
+			if (ng == cap) {
+				cap = cap ? cap * 2 : 16;
+				g = xreallocarray(g, cap, sizeof(*g));
+			}
+			g[ng].start = i;
+			g[ng].len = 0;
+			g[ng].first = x;
+			g[ng].us = 0;
+			ng++;
+		}
+		g[ng - 1].len++;
+		g[ng - 1].us += in->us[x];
+	}
+	if (ng > 1)
+		qsort(g, ng, sizeof(*g), shard_cmp_group);
+	*ngroups = ng;
+	return g;
+}
+
+static void shard_by_test(const struct shard_input *in, size_t n,
+			  struct shard_plan *p, size_t *cap)
+{
+	struct shard_acc a = {0};
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		shard_acc_add(&a, i, in->us[i]);
+		shard_acc_flush(&a, p, cap);
+	}
+}
+
+static void shard_by_file(const struct shard_input *in, size_t n,
+			  struct shard_plan *p, size_t *cap)
+{
+	struct shard_acc a = {0};
+	struct shard_group *g;
+	size_t *order = xcalloc(n, sizeof(*order));
+	size_t ng, i, j;
+
+	g = shard_groups(in, n, order, &ng);
+	for (i = 0; i < ng; i++) {
+		for (j = 0; j < g[i].len; j++) {
+			size_t x = order[g[i].start + j];
+
+			shard_acc_add(&a, x, in->us[x]);
+		}
+		shard_acc_flush(&a, p, cap);
+	}
+	free(g);
+	free(order);
+}
+
+/* LPT: tests longest first, each onto the least-loaded bin (lowest bin
+ * number on ties). A binary min-heap of bins keyed by (load, number). */
+static int shard_bin_less(const struct shard_acc *bins, size_t a, size_t b)
+{
+	if (bins[a].us != bins[b].us)
+		return bins[a].us < bins[b].us;
+	return a < b;
+}
+
+static void shard_heap_down(size_t *heap, size_t nh,
+			    const struct shard_acc *bins, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i, tmp;
+
+		if (l < nh && shard_bin_less(bins, heap[l], heap[m]))
+			m = l;
+		if (r < nh && shard_bin_less(bins, heap[r], heap[m]))
+			m = r;
+		if (m == i)
+			return;
+		tmp = heap[i];
+		heap[i] = heap[m];
+		heap[m] = tmp;
+		i = m;
+	}
+}
+
+static void shard_by_count(const struct shard_input *in, size_t n,
+			   unsigned count, struct shard_plan *p, size_t *cap)
+{
+	size_t nb = count < n ? count : n;
+	struct shard_acc *bins = xcalloc(nb, sizeof(*bins));
+	size_t *heap = xcalloc(nb, sizeof(*heap));
+	size_t *order = xcalloc(n, sizeof(*order));
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		order[i] = i;
+	qsort_r(order, n, sizeof(*order), shard_cmp_est_desc, (void *)in);
+	/* All loads start at 0, so bin order is already a valid heap. */
+	for (i = 0; i < nb; i++)
+		heap[i] = i;
+	for (i = 0; i < n; i++) {
+		size_t b = heap[0];
+
+		shard_acc_add(&bins[b], order[i], in->us[order[i]]);
+		shard_heap_down(heap, nb, bins, 0);
+	}
+	for (i = 0; i < nb; i++)
+		shard_acc_flush(&bins[i], p, cap);
+	free(order);
+	free(heap);
+	free(bins);
+}
+
+/* The target size of an "auto" task: a quarter of a slot's share of the
+ * work, but never below the start-up cost -- unless that would leave
+ * slots idle, in which case one slot's share. */
+static uint64_t shard_auto_target(uint64_t total, unsigned slots)
+{
+	uint64_t by_count = total / ((uint64_t)slots * SHARD_TASKS_PER_SLOT);
+	uint64_t per_slot = total / slots;
+	uint64_t floor_us = shard_to_us(SHARD_MIN_TASK_S);
+	uint64_t target;
+
+	if (floor_us > per_slot)
+		floor_us = per_slot;
+	target = by_count > floor_us ? by_count : floor_us;
+	return target > 0 ? target : 1;
+}
+
+/* Appends a finished unit (a small file or a chunk of a big one) to the
+ * task being packed, closing that task first when the unit would push it
+ * past target (next fit). Empties the unit. */
+static void shard_pack_unit(struct shard_acc *task, struct shard_acc *unit,
+			    uint64_t target, const uint64_t *us,
+			    struct shard_plan *p, size_t *cap)
+{
+	size_t k;
+
+	if (unit->n == 0)
+		return;
+	if (task->n > 0 && task->us + unit->us > target)
+		shard_acc_flush(task, p, cap);
+	for (k = 0; k < unit->n; k++)
+		shard_acc_add(task, unit->idx[k], us[unit->idx[k]]);
+	free(unit->idx);
+	memset(unit, 0, sizeof(*unit));
+}
+
+/* Auto: files at most `target` long are units; longer files are cut into
+ * ceil(F/target) contiguous chunks of about equal estimate. Units are then
+ * packed in order (next fit) into tasks of at most `target` (a single test
+ * longer than that is a task of its own). */
+static void shard_auto(const struct shard_input *in, size_t n, unsigned slots,
+		       struct shard_plan *p, size_t *cap)
+{
+	struct shard_acc task = {0};
+	struct shard_acc unit = {0};
+	struct shard_group *g;
+	size_t *order = xcalloc(n, sizeof(*order));
+	uint64_t total = 0, target;
+	size_t ng, i, j;
+
+	for (i = 0; i < n; i++)
+		total += in->us[i];
+	target = shard_auto_target(total, slots);
+	g = shard_groups(in, n, order, &ng);
+	for (i = 0; i < ng; i++) {
+		uint64_t chunks = (g[i].us + target - 1) / target;
+		uint64_t cum = 0, chunk = 0;
+
+		if (chunks == 0)
+			chunks = 1;
+		for (j = 0; j < g[i].len; j++) {
+			size_t x = order[g[i].start + j];
+			uint64_t e = in->us[x];
+			/* End of the current chunk, F * (chunk+1) / chunks
+			 * without overflow; a chunk closes before a test
+			 * whose midpoint lies past it. */
+			uint64_t bound =
+			    g[i].us / chunks * (chunk + 1) +
+			    g[i].us % chunks * (chunk + 1) / chunks;
+
+			if (unit.n > 0 && chunk + 1 < chunks &&
+			    cum + e / 2 > bound) {
+				shard_pack_unit(&task, &unit, target, in->us, p,
+						cap);
+				chunk++;
+			}
+			shard_acc_add(&unit, x, e);
+			cum += e;
+		}
+		shard_pack_unit(&task, &unit, target, in->us, p, cap);
+	}
+	shard_acc_flush(&task, p, cap);
+	free(g);
+	free(order);
+}
+
+void shard_plan_build(char *const *ids, const double *est, size_t n,
+		      unsigned slots, struct shard_mode mode,
+		      struct shard_plan *out)
+{
+	struct shard_input in;
+	uint64_t *us;
+	size_t *flen;
+	size_t cap = 0, i;
+
+	memset(out, 0, sizeof(*out));
+	if (n == 0)
+		return;
+	if (slots == 0)
+		slots = 1;
+	us = xcalloc(n, sizeof(*us));
+	flen = xcalloc(n, sizeof(*flen));
+	for (i = 0; i < n; i++) {
+		us[i] =
+		    shard_to_us(est != NULL ? est[i] : SHARD_DEFAULT_TEST_S);
+		flen[i] = shard_file_len(ids[i]);
+	}
+	in.ids = ids;
+	in.us = us;
+	in.flen = flen;
+	switch (mode.kind) {
+	case SHARD_TEST:
+		shard_by_test(&in, n, out, &cap);
+		break;
+	case SHARD_FILE:
+		shard_by_file(&in, n, out, &cap);
+		break;
+	case SHARD_COUNT:
+		shard_by_count(&in, n, mode.count ? mode.count : 1, out, &cap);
+		break;
+	case SHARD_AUTO:
+	default:
+		shard_auto(&in, n, slots, out, &cap);
+		break;
+	}
+	qsort(out->tasks, out->ntasks, sizeof(*out->tasks), shard_cmp_task);
+	free(flen);
+	free(us);
+}
+
+void shard_plan_release(struct shard_plan *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->ntasks; i++)
+		free(p->tasks[i].tests);
+	free(p->tasks);
+	memset(p, 0, sizeof(*p));
+}

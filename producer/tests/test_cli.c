@@ -1,0 +1,178 @@
+/* test_cli.c -- unit tests for producer/cli.c: commands and options on
+ * either side, short and long forms, values, and the exact error lines
+ * users (and the integration tests) see. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cli.h"
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static void test_run_options(void **state)
+{
+	char *argv[] = {
+	    "testfleet",   "-w4",      "run",	    "--redis",
+	    "redis://h:1", "-k",       "not slow",  "--shard=count:3",
+	    "tests/a.py",  "-qv",      "--timeout", "30",
+	    "--",	   "-odd-path"};
+	struct cli c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(cli_parse(ARGC(argv), argv, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.cmd, CLI_RUN);
+	assert_int_equal(c.workers, 4);
+	assert_string_equal(c.redis, "redis://h:1");
+	assert_string_equal(c.kexpr, "not slow");
+	assert_string_equal(c.shard, "count:3");
+	assert_int_equal(c.quiet, 1);
+	assert_int_equal(c.verbose, 1);
+	assert_int_equal(c.timeout_s, 30);
+	assert_int_equal(c.retries, -1);
+	assert_int_equal(c.max_failures, -1);
+	assert_int_equal(c.nargs, 2);
+	assert_string_equal(c.args[0], "tests/a.py");
+	assert_string_equal(c.args[1], "-odd-path");
+	cli_release(&c);
+}
+
+static void expect_error(int argc, char **argv, const char *want)
+{
+	struct cli c;
+	char err[256];
+
+	err[0] = '\0';
+	assert_int_equal(cli_parse(argc, argv, &c, err, sizeof(err)), -1);
+	assert_string_equal(err, want);
+	cli_release(&c);
+}
+
+static void test_errors(void **state)
+{
+	char *a1[] = {"testfleet", "run", "--frobnicate"};
+	char *a2[] = {"testfleet", "--frobnicate", "run"};
+	char *a3[] = {"testfleet", "frob"};
+	char *a4[] = {"testfleet", "run", "--redis"};
+	char *a5[] = {"testfleet", "run", "-w"};
+	char *a6[] = {"testfleet", "run", "-x"};
+	char *a7[] = {"testfleet", "status", "--junit", "f.xml"};
+	char *a8[] = {"testfleet", "watch"};
+	char *a9[] = {"testfleet", "report", "a", "b"};
+	char *a10[] = {"testfleet", "run", "--workers", "0"};
+	char *a11[] = {"testfleet", "run", "--quiet=1"};
+	char *a12[] = {"testfleet", "run", "--shard", "count:0"};
+
+	(void)state;
+	expect_error(ARGC(a1), a1,
+		     "unknown option --frobnicate (see testfleet --help)");
+	expect_error(ARGC(a2), a2,
+		     "unknown option --frobnicate (see testfleet --help)");
+	expect_error(ARGC(a3), a3,
+		     "unknown command frob (see testfleet --help)");
+	expect_error(ARGC(a4), a4,
+		     "option --redis requires an argument (see testfleet "
+		     "--help)");
+	expect_error(ARGC(a5), a5,
+		     "option -w requires an argument (see testfleet --help)");
+	expect_error(ARGC(a6), a6, "unknown option -x (see testfleet --help)");
+	expect_error(ARGC(a7), a7,
+		     "option --junit does not apply to status (see testfleet "
+		     "--help)");
+	expect_error(ARGC(a8), a8,
+		     "watch needs a run id (see testfleet --help)");
+	expect_error(ARGC(a9), a9,
+		     "unexpected argument b (report takes one run id)");
+	expect_error(ARGC(a10), a10,
+		     "option --workers: expected a whole number from 1 to "
+		     "4096, got \"0\"");
+	expect_error(ARGC(a11), a11,
+		     "option --quiet takes no value (see testfleet --help)");
+	expect_error(ARGC(a12), a12,
+		     "option --shard: bad shard mode \"count:0\" (expected "
+		     "auto, file, test or count:N with 1 <= N <= 1000000)");
+}
+
+static void test_help_version_none(void **state)
+{
+	char *a1[] = {"testfleet", "--help"};
+	char *a2[] = {"testfleet", "--version"};
+	char *a3[] = {"testfleet"};
+	char *a4[] = {"testfleet", "watch", "-h"};
+	struct cli c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(cli_parse(ARGC(a1), a1, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.help, 1);
+	assert_int_equal(c.cmd, CLI_NONE);
+	cli_release(&c);
+	assert_int_equal(cli_parse(ARGC(a2), a2, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.version, 1);
+	cli_release(&c);
+	assert_int_equal(cli_parse(ARGC(a3), a3, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.cmd, CLI_NONE);
+	cli_release(&c);
+	/* Help needs no run id. */
+	assert_int_equal(cli_parse(ARGC(a4), a4, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.cmd, CLI_WATCH);
+	assert_int_equal(c.help, 1);
+	cli_release(&c);
+}
+
+static void test_watch_report_status(void **state)
+{
+	char *a1[] = {"testfleet", "watch",    "R1",
+		      "--json",	   "out.json", "--redis=unix:///s.sock"};
+	char *a2[] = {"testfleet", "status"};
+	char *a3[] = {"testfleet", "status", "R2", "--prefix", "p"};
+	struct cli c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(cli_parse(ARGC(a1), a1, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.cmd, CLI_WATCH);
+	assert_string_equal(c.args[0], "R1");
+	assert_string_equal(c.json, "out.json");
+	assert_string_equal(c.redis, "unix:///s.sock");
+	cli_release(&c);
+	assert_int_equal(cli_parse(ARGC(a2), a2, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.cmd, CLI_STATUS);
+	assert_int_equal(c.nargs, 0);
+	cli_release(&c);
+	assert_int_equal(cli_parse(ARGC(a3), a3, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.args[0], "R2");
+	assert_string_equal(c.prefix, "p");
+	cli_release(&c);
+}
+
+static void test_values_that_look_like_options(void **state)
+{
+	/* A value is taken as is, even when it starts with "-". */
+	char *argv[] = {"testfleet", "run", "-k", "-slow", "-m", "not a"};
+	struct cli c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(cli_parse(ARGC(argv), argv, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.kexpr, "-slow");
+	assert_string_equal(c.mark, "not a");
+	assert_int_equal(c.nargs, 0);
+	cli_release(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_run_options),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_help_version_none),
+	    cmocka_unit_test(test_watch_report_status),
+	    cmocka_unit_test(test_values_that_look_like_options),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
