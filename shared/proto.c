@@ -32,7 +32,7 @@ static const char *const outcome_names[OUTCOME_COUNT] = {
 static const char *const task_status_names[TASK_STATUS_COUNT] = {
     [TASK_COMPLETED] = "completed", [TASK_CRASHED] = "crashed",
     [TASK_TIMEOUT] = "timeout",	    [TASK_ERROR] = "error",
-    [TASK_CANCELLED] = "cancelled",
+    [TASK_CANCELLED] = "cancelled", [TASK_LOST] = "lost",
 };
 
 static const char *const kind_names[] = {
@@ -180,7 +180,8 @@ void proto_encode_task(const struct task *t, char **out, size_t *len)
 
 	n += (t->cwd != NULL) + (t->mark != NULL) + (t->kexpr != NULL) +
 	     (t->grep != NULL) + (t->timeout_s != 0) + (t->nargv != 0) +
-	     (t->nenv != 0);
+	     (t->nenv != 0) + (t->reruns != 0) + (t->rerun != 0) +
+	     (t->retried_for != NULL);
 	enc_init(&e);
 	enc_header(&e, n, PROTO_TASK);
 	enc_kstr(&e, "run", t->run);
@@ -211,6 +212,14 @@ void proto_encode_task(const struct task *t, char **out, size_t *len)
 			enc_str(&e, t->env[i].value);
 		}
 	}
+	if (t->reruns != 0)
+		enc_kuint(&e, "reruns", t->reruns);
+	if (t->rerun != 0) {
+		enc_key(&e, "rerun");
+		msgpack_pack_true(&e.pk);
+	}
+	if (t->retried_for != NULL)
+		enc_kstr(&e, "retried_for", t->retried_for);
 	enc_finish(&e, out, len);
 }
 
@@ -241,7 +250,10 @@ void proto_encode_task_result(const struct task_result *r, char **out,
 	size_t n = 13, i;
 
 	n += (r->term_signal != 0) + (r->message != NULL) +
-	     (r->output != NULL) + (r->running != NULL) + (r->nunfinished != 0);
+	     (r->output != NULL) + (r->running != NULL) +
+	     (r->nunfinished != 0) + (r->nretrying != 0) +
+	     (r->retry_reason != NULL) + (r->retried_for != NULL) +
+	     (r->rerun != 0);
 	enc_init(&e);
 	enc_header(&e, n, PROTO_TASK_RESULT);
 	enc_kstr(&e, "run", r->run);
@@ -268,6 +280,16 @@ void proto_encode_task_result(const struct task_result *r, char **out,
 		enc_test_result(&e, &r->tests[i]);
 	if (r->nunfinished != 0)
 		enc_kstrs(&e, "unfinished", r->unfinished, r->nunfinished);
+	if (r->nretrying != 0)
+		enc_kstrs(&e, "retrying", r->retrying, r->nretrying);
+	if (r->retry_reason != NULL)
+		enc_kstr(&e, "retry_reason", r->retry_reason);
+	if (r->retried_for != NULL)
+		enc_kstr(&e, "retried_for", r->retried_for);
+	if (r->rerun != 0) {
+		enc_key(&e, "rerun");
+		msgpack_pack_true(&e.pk);
+	}
 	enc_finish(&e, out, len);
 }
 
@@ -884,6 +906,9 @@ static const struct field task_fields[] = {
     FA("tests", FT_STRS, 1, task, tests, ntests),
     FA("argv", FT_STRS, 0, task, argv, nargv),
     FA("env", FT_ENV, 0, task, env, nenv),
+    F("reruns", FT_U32, 0, task, reruns),
+    F("rerun", FT_BOOL, 0, task, rerun),
+    F("retried_for", FT_STR, 0, task, retried_for),
 };
 
 static const struct field test_result_fields[] = {
@@ -915,6 +940,10 @@ static const struct field task_result_fields[] = {
     F("running", FT_STR, 0, task_result, running),
     FA("tests", FT_TESTS, 1, task_result, tests, ntests),
     FA("unfinished", FT_STRS, 0, task_result, unfinished, nunfinished),
+    FA("retrying", FT_STRS, 0, task_result, retrying, nretrying),
+    F("retry_reason", FT_STR, 0, task_result, retry_reason),
+    F("retried_for", FT_STR, 0, task_result, retried_for),
+    F("rerun", FT_BOOL, 0, task_result, rerun),
 };
 
 /* "outcome" and "dur" are required when "done" is true; checked after the
@@ -1337,6 +1366,7 @@ void task_release(struct task *t)
 		free(t->env[i].value);
 	}
 	free(t->env);
+	free(t->retried_for);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -1365,6 +1395,9 @@ void task_result_release(struct task_result *r)
 		test_result_release(&r->tests[i]);
 	free(r->tests);
 	strs_free(r->unfinished, r->nunfinished);
+	strs_free(r->retrying, r->nretrying);
+	free(r->retry_reason);
+	free(r->retried_for);
 	memset(r, 0, sizeof(*r));
 }
 

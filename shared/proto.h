@@ -13,7 +13,7 @@
 
 #define PROTO_VERSION 1
 #define PROTO_MAX_MSG (64u << 20)  /* largest message accepted */
-#define PROTO_MAX_DEPTH 4          /* maps and arrays nest no deeper */
+#define PROTO_MAX_DEPTH 4	   /* maps and arrays nest no deeper */
 #define PROTO_MAX_ITEMS (1u << 20) /* elements of one array or map */
 
 enum outcome {
@@ -39,44 +39,49 @@ struct kv {
 
 /* One unit of work: a runner invocation over some tests of one suite. */
 struct task {
-	char *run;        /* run id, "20261121-0542-k3f9" */
-	char *id;         /* task id within the run, "t00042" */
+	char *run;	  /* run id, "20261121-0542-k3f9" */
+	char *id;	  /* task id within the run, "t00042" */
 	uint32_t attempt; /* 1 for the first delivery of this task id */
-	char *suite;      /* suite name ("default" without a config) */
-	char *phase;      /* phase name ("default" without a config) */
-	char *runner;     /* "pytest" | "playwright" | "command" */
-	char *queue;      /* capability queue, "default" */
-	char *cwd;        /* directory the runner starts in; NULL = worker's */
-	char *mark;       /* pytest -m expression or NULL */
-	char *kexpr;      /* pytest -k expression or NULL */
-	char *grep;       /* playwright --grep or NULL */
-	uint32_t timeout_s;  /* 0 = worker default */
-	char **tests;     /* runner ids (pytest node ids), passed after "--" */
+	char *suite;	  /* suite name ("default" without a config) */
+	char *phase;	  /* phase name ("default" without a config) */
+	char *runner;	  /* "pytest" | "playwright" | "command" */
+	char *queue;	  /* capability queue, "default" */
+	char *cwd;	  /* directory the runner starts in; NULL = worker's */
+	char *mark;	  /* pytest -m expression or NULL */
+	char *kexpr;	  /* pytest -k expression or NULL */
+	char *grep;	  /* playwright --grep or NULL */
+	uint32_t timeout_s; /* 0 = worker default */
+	char **tests; /* runner ids (pytest node ids), passed after "--" */
 	size_t ntests;
-	char **argv;      /* command runner only: the program and arguments */
+	char **argv; /* command runner only: the program and arguments */
 	size_t nargv;
-	struct kv *env;   /* extra environment for the runner */
+	struct kv *env; /* extra environment for the runner */
 	size_t nenv;
+	uint32_t reruns;   /* --retries budget left for failed tests */
+	int rerun;	   /* 1: a --retries rerun of tests that failed */
+	char *retried_for; /* why this attempt exists (transient reason of
+			    * the previous one), or NULL */
 };
 
 /* One test's result. */
 struct test_result {
-	char *id;          /* the runner's own id */
+	char *id; /* the runner's own id */
 	enum outcome outcome;
 	double duration_s;
-	char *message;     /* first line of the failure/skip reason, or NULL */
-	char *details;     /* long failure text (capped), or NULL */
-	char *file;        /* source file, or NULL */
-	uint32_t line;     /* 0 = unknown */
+	char *message; /* first line of the failure/skip reason, or NULL */
+	char *details; /* long failure text (capped), or NULL */
+	char *file;    /* source file, or NULL */
+	uint32_t line; /* 0 = unknown */
 };
 
 /* How a task attempt ended, as the worker saw it. */
 enum task_status {
-	TASK_COMPLETED,  /* runner exited on its own; tests[] are its results */
-	TASK_CRASHED,    /* runner killed by a signal (see term_signal) */
-	TASK_TIMEOUT,    /* runner exceeded timeout_s and was killed */
-	TASK_ERROR,      /* could not run: runner missing, bad task, usage error */
-	TASK_CANCELLED,  /* stopped by cancel or fail-fast */
+	TASK_COMPLETED, /* runner exited on its own; tests[] are its results */
+	TASK_CRASHED,	/* runner killed by a signal (see term_signal) */
+	TASK_TIMEOUT,	/* runner exceeded timeout_s and was killed */
+	TASK_ERROR, /* could not run: runner missing, bad task, usage error */
+	TASK_CANCELLED, /* stopped by cancel or fail-fast */
+	TASK_LOST,	/* its worker vanished; written by the reaper */
 	TASK_STATUS_COUNT
 };
 
@@ -89,21 +94,27 @@ struct task_result {
 	char *run;
 	char *task;
 	uint32_t attempt;
-	char *worker;       /* "host-3/slot-1" */
+	char *worker; /* "host-3/slot-1" */
 	char *suite;
 	char *phase;
 	enum task_status status;
-	int exit_code;      /* -1 when killed by a signal */
-	int term_signal;    /* 0 unless killed by a signal */
-	double started_at;  /* unix time, seconds */
+	int exit_code;	   /* -1 when killed by a signal */
+	int term_signal;   /* 0 unless killed by a signal */
+	double started_at; /* unix time, seconds */
 	double duration_s;
-	char *message;      /* one line: why the task itself failed, or NULL */
-	char *output;       /* captured stdout+stderr, head and tail, or NULL */
-	char *running;      /* the test running when it died, or NULL */
+	char *message; /* one line: why the task itself failed, or NULL */
+	char *output;  /* captured stdout+stderr, head and tail, or NULL */
+	char *running; /* the test running when it died, or NULL */
 	struct test_result *tests;
 	size_t ntests;
-	char **unfinished;  /* tests of the task with no result, or NULL */
+	char **unfinished; /* tests of the task with no result, or NULL */
 	size_t nunfinished;
+	char **retrying; /* tests handed to follow-up tasks (retried);
+			  * they are neither results nor unfinished */
+	size_t nretrying;
+	char *retry_reason; /* why they are retried, or NULL */
+	char *retried_for;  /* copied from the task */
+	int rerun;	    /* copied from the task */
 };
 
 /* A live progress event ("k":"progress"): a test started or finished.
@@ -114,8 +125,8 @@ struct progress {
 	uint32_t attempt;
 	char *worker;
 	char *test;
-	int finished;       /* 0 = started */
-	enum outcome outcome;  /* when finished */
+	int finished;	      /* 0 = started */
+	enum outcome outcome; /* when finished */
 	double duration_s;
 };
 
@@ -140,11 +151,10 @@ int proto_peek_kind(const char *buf, size_t len, enum proto_kind *kind,
  * bytes but 12 left") and out left empty. Unknown keys are skipped (for
  * forward compatibility within a version); missing required keys, wrong
  * types, trailing bytes and oversized inputs are errors. */
-int proto_decode_task(const char *buf, size_t len, struct task *out,
-		      char *err, size_t errlen);
+int proto_decode_task(const char *buf, size_t len, struct task *out, char *err,
+		      size_t errlen);
 int proto_decode_task_result(const char *buf, size_t len,
-			     struct task_result *out, char *err,
-			     size_t errlen);
+			     struct task_result *out, char *err, size_t errlen);
 int proto_decode_progress(const char *buf, size_t len, struct progress *out,
 			  char *err, size_t errlen);
 

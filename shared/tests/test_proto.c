@@ -105,6 +105,9 @@ static struct task full_task(void)
 	    .nargv = 4,
 	    .env = task_env,
 	    .nenv = 3,
+	    .reruns = 2,
+	    .rerun = 1,
+	    .retried_for = "429 Too Many Requests",
 	};
 	return t;
 }
@@ -133,6 +136,9 @@ static void assert_task_equal(const struct task *a, const struct task *b)
 	assert_str_eq_or_null(a->kexpr, b->kexpr);
 	assert_str_eq_or_null(a->grep, b->grep);
 	assert_int_equal(a->timeout_s, b->timeout_s);
+	assert_int_equal(a->reruns, b->reruns);
+	assert_int_equal(a->rerun, b->rerun);
+	assert_str_eq_or_null(a->retried_for, b->retried_for);
 	assert_int_equal(a->ntests, b->ntests);
 	for (i = 0; i < a->ntests; i++)
 		assert_string_equal(a->tests[i], b->tests[i]);
@@ -181,6 +187,11 @@ static struct task_result full_result(void)
 	    .ntests = 4,
 	    .unfinished = result_unfinished,
 	    .nunfinished = 2,
+	    .retrying = result_unfinished,
+	    .nretrying = 1,
+	    .retry_reason = "runner crashed (SIGKILL)",
+	    .retried_for = "exceeded quota",
+	    .rerun = 1,
 	};
 	return r;
 }
@@ -219,6 +230,12 @@ static void assert_result_equal(const struct task_result *a,
 	assert_int_equal(a->nunfinished, b->nunfinished);
 	for (i = 0; i < a->nunfinished; i++)
 		assert_string_equal(a->unfinished[i], b->unfinished[i]);
+	assert_int_equal(a->nretrying, b->nretrying);
+	for (i = 0; i < a->nretrying; i++)
+		assert_string_equal(a->retrying[i], b->retrying[i]);
+	assert_str_eq_or_null(a->retry_reason, b->retry_reason);
+	assert_str_eq_or_null(a->retried_for, b->retried_for);
+	assert_int_equal(a->rerun, b->rerun);
 }
 
 static void assert_task_empty(const struct task *t)
@@ -417,13 +434,16 @@ static void assert_keys(const char *buf, size_t len, const char *const *want,
 static void test_wire_keys(void **state)
 {
 	static const char *const task_keys[] = {
-	    "v",     "k",	"run",	 "id",	 "att",	 "suite",
-	    "phase", "runner",	"queue", "cwd",	 "mark", "kexpr",
-	    "grep",  "timeout", "tests", "argv", "env"};
+	    "v",     "k",     "run",	"id",	   "att",
+	    "suite", "phase", "runner", "queue",   "cwd",
+	    "mark",  "kexpr", "grep",	"timeout", "tests",
+	    "argv",  "env",   "reruns", "rerun",   "retried_for"};
 	static const char *const result_keys[] = {
-	    "v",     "k",     "run",	"task",	   "att",    "worker",
-	    "suite", "phase", "status", "exit",	   "signal", "start",
-	    "dur",   "msg",   "out",	"running", "tests",  "unfinished"};
+	    "v",	   "k",	    "run",	  "task",     "att",
+	    "worker",	   "suite", "phase",	  "status",   "exit",
+	    "signal",	   "start", "dur",	  "msg",      "out",
+	    "running",	   "tests", "unfinished", "retrying", "retry_reason",
+	    "retried_for", "rerun"};
 	static const char *const progress_keys[] = {
 	    "v",      "k",    "run",  "task",	 "att",
 	    "worker", "test", "done", "outcome", "dur"};
@@ -440,10 +460,10 @@ static void test_wire_keys(void **state)
 
 	(void)state;
 	proto_encode_task(&t, &buf, &len);
-	assert_keys(buf, len, task_keys, 17);
+	assert_keys(buf, len, task_keys, 20);
 	free(buf);
 	proto_encode_task_result(&r, &buf, &len);
-	assert_keys(buf, len, result_keys, 18);
+	assert_keys(buf, len, result_keys, 22);
 	free(buf);
 	proto_encode_progress(&p, &buf, &len);
 	assert_keys(buf, len, progress_keys, 10);
