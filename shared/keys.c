@@ -42,3 +42,23 @@ char *key_durations(const char *prefix, const char *suite)
 {
 	return xasprintf("%s:durations:%s", prefix, suite);
 }
+
+char *key_partial(const char *prefix, const char *run, const char *task)
+{
+	return xasprintf("%s:run:%s:partial:%s", prefix, run, task);
+}
+
+char *key_delayed(const char *prefix)
+{
+	return xasprintf("%s:delayed", prefix);
+}
+
+char *key_dead(const char *prefix)
+{
+	return xasprintf("%s:dead", prefix);
+}
+
+char *key_control(const char *prefix)
+{
+	return xasprintf("%s:control", prefix);
+}

@@ -16,5 +16,9 @@ char *key_plan(const char *prefix, const char *run);       /* ...:plan */
 char *key_runs(const char *prefix);                        /* tf:runs */
 char *key_workers(const char *prefix);                     /* tf:workers */
 char *key_durations(const char *prefix, const char *suite);
+char *key_partial(const char *prefix, const char *run, const char *task);
+char *key_delayed(const char *prefix);                     /* tf:delayed */
+char *key_dead(const char *prefix);                        /* tf:dead */
+char *key_control(const char *prefix);  /* tf:control (pub/sub channel) */
 
 #endif

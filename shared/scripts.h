@@ -1,18 +1,51 @@
 /* scripts.h -- the Lua scripts that make state changes atomic in Redis.
- * Each is documented (KEYS, ARGV, reply) in docs/protocol.md and beside
- * its text in scripts.c. */
+ * Each is documented (KEYS, ARGV, reply) here, in docs/protocol.md and
+ * beside its text in scripts.c; docs/delivery.md tells why. */
 #ifndef TF_SCRIPTS_H
 #define TF_SCRIPTS_H
 
-/* Complete a task attempt: dedupe on the task id, append the result to the
- * results stream, XACK and XDEL the queue entry, bump the run's counters,
- * and mark the run done (plus an "end" entry) when the last task lands.
- *   KEYS[1] queue stream   KEYS[2] results stream
- *   KEYS[3] done set       KEYS[4] run hash
- *   ARGV[1] group   ARGV[2] queue entry id   ARGV[3] task id
- *   ARGV[4] attempt ARGV[5] result (msgpack) ARGV[6] now (unix seconds)
- *   ARGV[7] tests in result   ARGV[8] failed+error tests in result
- * Reply: 1 recorded, 0 duplicate (acked, not recorded). */
+/* Complete a task attempt: check the run is not cancelled, fence on the
+ * entry's owner, dedupe on the task id, append the record to the results
+ * stream, XACK and XDEL the queue entry, delete the attempt's partial hash,
+ * bump the run's counters, schedule follow-up tasks, dead-letter, stop the
+ * run on --max-failures, and mark the run done (plus an "end" entry) when
+ * the last task lands.
+ *   KEYS[1] queue stream   KEYS[2] results stream  KEYS[3] done set
+ *   KEYS[4] run hash       KEYS[5] delayed zset    KEYS[6] partial hash
+ *   KEYS[7] dead stream
+ *   ARGV[1] group          ARGV[2] queue entry id  ARGV[3] task id
+ *   ARGV[4] consumer (the caller's; the entry's owner must be it)
+ *   ARGV[5] record (msgpack task result)           ARGV[6] now (unix s)
+ *   ARGV[7] final test results in the record       ARGV[8] of them failed
+ *   ARGV[9] control channel                        ARGV[10] dead-letter
+ *           entry (msgpack task) or ""
+ *   ARGV[11] F, the number of follow-up tasks, then F triples:
+ *           due (unix ms), queue name, task (msgpack)
+ * Reply: 1 recorded, 0 duplicate (acked, not recorded), -1 fenced (the
+ * caller no longer owns the entry: nothing done), 2 run cancelled (acked,
+ * not recorded). */
 extern const char script_complete[];
+
+/* Renew leases: reset the idle time of entries the caller still owns.
+ *   KEYS[1] queue stream
+ *   ARGV[1] group  ARGV[2] consumer  ARGV[3..] entry ids
+ * Reply: array of the ids the caller no longer owns (lost leases). */
+extern const char script_renew[];
+
+/* Move due follow-ups from the delayed set to their queues. Members are
+ * "<queue>\n<task msgpack>".
+ *   KEYS[1] delayed zset
+ *   ARGV[1] now (unix ms)  ARGV[2] most to move  ARGV[3] key prefix
+ * Reply: the number moved. */
+extern const char script_promote[];
+
+/* Cancel a run that is still running: status "cancelled" with the reason,
+ * the "end" entry (fields end=<now>, reason=<reason>), and a "cancel <run>"
+ * message on the control channel.
+ *   KEYS[1] run hash  KEYS[2] results stream
+ *   ARGV[1] now (unix s)  ARGV[2] reason  ARGV[3] control channel
+ *   ARGV[4] run id
+ * Reply: 1 cancelled, 0 it had already ended. */
+extern const char script_cancel[];
 
 #endif
