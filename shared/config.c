@@ -21,6 +21,7 @@
 
 #include "buf.h"
 #include "keys.h"
+#include "policy.h" /* limits only (macros): no link dependency */
 #include "xmalloc.h"
 
 #define CONFIG_MAX_BYTES (1u << 20) /* the file, and any expanded value */
@@ -1212,11 +1213,178 @@ out:
 	return rc;
 }
 
+/* A duration in milliseconds: whole seconds ("2"), or one or more
+ * <integer><unit> groups with units ms, s, m, h ("500ms", "1m30s"); at
+ * most POLICY_BACKOFF_LIMIT_MS. */
+static int parse_millis(const char *s, unsigned long long *out)
+{
+	unsigned long long total = 0, v, mult;
+	size_t i = 0, len = strlen(s);
+
+	if (parse_uint(s, len, POLICY_BACKOFF_LIMIT_MS / 1000, &v) == 0) {
+		*out = v * 1000;
+		return 0;
+	}
+	if (len == 0)
+		return -1;
+	while (i < len) {
+		size_t start = i;
+
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == start || i >= len)
+			return -1;
+		if (parse_uint(s + start, i - start, POLICY_BACKOFF_LIMIT_MS,
+			       &v) < 0)
+			return -1;
+		if (s[i] == 'm' && i + 1 < len && s[i + 1] == 's') {
+			mult = 1;
+			i += 2;
+		} else {
+			switch (s[i]) {
+			case 's':
+				mult = 1000;
+				break;
+			case 'm':
+				mult = 60000;
+				break;
+			case 'h':
+				mult = 3600000;
+				break;
+			default:
+				return -1;
+			}
+			i++;
+		}
+		if (v > POLICY_BACKOFF_LIMIT_MS / mult)
+			return -1;
+		total += v * mult;
+		if (total > POLICY_BACKOFF_LIMIT_MS)
+			return -1;
+	}
+	*out = total;
+	return 0;
+}
+
+static int get_millis(struct loader *L, const yaml_node_t *node,
+		      const char *path, long *out)
+{
+	static const char expected[] =
+	    "a duration (\"500ms\", \"2s\", \"1m\"; at most 24h)";
+	unsigned long long v;
+	char *s;
+	int rc = 0;
+
+	if (node->type != YAML_SCALAR_NODE || is_null(node))
+		return fail_type(L, node, path, expected);
+	if (get_text(L, node, path, expected, &s) < 0)
+		return -1;
+	if (parse_millis(s, &v) < 0) {
+		char q[QUOTE_MAX * 4 + 8];
+
+		quote(q, sizeof(q), s, strlen(s));
+		rc = fail(L, node, path, "expected %s, got %s", expected, q);
+	} else {
+		*out = (long)v;
+	}
+	free(s);
+	return rc;
+}
+
+/* A list of transient patterns: plain substrings, one line each. Unlike
+ * other lists it may be empty ("transient: []" turns the defaults off);
+ * one string stands for a list of one. */
+static int get_patterns(struct loader *L, const yaml_node_t *node,
+			const char *path, char ***out, size_t *nout)
+{
+	char ipath[PATH_LEN];
+	size_t i;
+
+	if (node->type == YAML_SEQUENCE_NODE &&
+	    node->data.sequence.items.top == node->data.sequence.items.start) {
+		*out = xcalloc(1, sizeof(**out));
+		*nout = 0;
+		return 0;
+	}
+	if (get_string_list(L, node, path, 1, LIST_ANY, out, nout) < 0)
+		return -1;
+	if (*nout > POLICY_MAX_PATTERNS)
+		return fail(L, node, path, "more than %d patterns",
+			    POLICY_MAX_PATTERNS);
+	for (i = 0; i < *nout; i++) {
+		const yaml_node_t *item = node;
+
+		if (node->type == YAML_SEQUENCE_NODE) {
+			item = node_at(L, node->data.sequence.items.start[i]);
+			path_index(ipath, sizeof(ipath), path, i);
+		} else {
+			snprintf(ipath, sizeof(ipath), "%s", path);
+		}
+		if (strlen((*out)[i]) > POLICY_MAX_PATTERN)
+			return fail(L, item, ipath, "longer than %d bytes",
+				    POLICY_MAX_PATTERN);
+		if (strpbrk((*out)[i], "\r\n") != NULL)
+			return fail(L, item, ipath,
+				    "must not contain a newline (a pattern "
+				    "is one line)");
+	}
+	return 0;
+}
+
+static int load_retry(struct loader *L, const yaml_node_t *node,
+		      struct retry_conf *r)
+{
+	const yaml_node_pair_t *p;
+	const yaml_node_t *cap_key = NULL;
+	char path[PATH_LEN];
+
+	if (check_mapping(L, node, "retry") < 0)
+		return -1;
+	for (p = node->data.mapping.pairs.start;
+	     p < node->data.mapping.pairs.top; p++) {
+		const yaml_node_t *k = node_at(L, p->key);
+		const yaml_node_t *v = node_at(L, p->value);
+		const char *key = (const char *)k->data.scalar.value;
+		unsigned u;
+		int rc;
+
+		path_key(path, sizeof(path), "retry", key);
+		if (strcmp(key, "max_attempts") == 0) {
+			rc = get_uint(L, v, path, 1, POLICY_ATTEMPTS_LIMIT, &u);
+			if (rc == 0)
+				r->max_attempts = (int)u;
+		} else if (strcmp(key, "transient") == 0) {
+			rc = get_patterns(L, v, path, &r->transient,
+					  &r->ntransient);
+			r->has_transient = rc == 0;
+		} else if (strcmp(key, "transient_extra") == 0) {
+			rc = get_patterns(L, v, path, &r->transient_extra,
+					  &r->ntransient_extra);
+		} else if (strcmp(key, "backoff_base") == 0) {
+			rc = get_millis(L, v, path, &r->backoff_base_ms);
+		} else if (strcmp(key, "backoff_cap") == 0) {
+			cap_key = v;
+			rc = get_millis(L, v, path, &r->backoff_cap_ms);
+		} else {
+			rc = fail(L, k, path, "unknown key");
+		}
+		if (rc < 0)
+			return -1;
+	}
+	if (r->backoff_base_ms >= 0 && r->backoff_cap_ms >= 0 &&
+	    r->backoff_cap_ms < r->backoff_base_ms)
+		return fail(L, cap_key, "retry.backoff_cap",
+			    "%ldms is less than retry.backoff_base (%ldms)",
+			    r->backoff_cap_ms, r->backoff_base_ms);
+	return 0;
+}
+
 static int load_root(struct loader *L, const yaml_node_t *root,
 		     struct config *c)
 {
 	const yaml_node_pair_t *p;
 	const yaml_node_t *defaults = NULL, *suites = NULL, *phases = NULL;
+	const yaml_node_t *retry = NULL;
 	size_t i;
 
 	if (root->type != YAML_MAPPING_NODE)
@@ -1236,6 +1404,8 @@ static int load_root(struct loader *L, const yaml_node_t *root,
 			suites = v;
 		} else if (strcmp(key, "phases") == 0) {
 			phases = v;
+		} else if (strcmp(key, "retry") == 0) {
+			retry = v;
 		} else {
 			char path[PATH_LEN];
 
@@ -1244,7 +1414,12 @@ static int load_root(struct loader *L, const yaml_node_t *root,
 		}
 	}
 	c->retries = 0;
+	c->retry.max_attempts = -1;
+	c->retry.backoff_base_ms = -1;
+	c->retry.backoff_cap_ms = -1;
 	if (defaults != NULL && load_defaults(L, defaults, c) < 0)
+		return -1;
+	if (retry != NULL && load_retry(L, retry, &c->retry) < 0)
 		return -1;
 	if (suites == NULL)
 		return fail(L, root, "suites",
@@ -1512,6 +1687,8 @@ void config_release(struct config *c)
 	for (i = 0; i < c->nphases; i++)
 		phase_release(&c->phases[i]);
 	free(c->phases);
+	strv_free(c->retry.transient, c->retry.ntransient);
+	strv_free(c->retry.transient_extra, c->retry.ntransient_extra);
 	memset(c, 0, sizeof(*c));
 }
 

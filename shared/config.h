@@ -38,6 +38,20 @@ struct phase_conf {
 	unsigned timeout_s; /* 0 = none */
 };
 
+/* The retry: section: the run policy of docs/delivery.md. Unset fields
+ * keep the defaults of shared/policy.h. */
+struct retry_conf {
+	int max_attempts;      /* retry.max_attempts, 1-100; -1 = unset */
+	int has_transient;     /* retry.transient given: it replaces the
+				* default patterns (an empty list: none) */
+	char **transient;
+	size_t ntransient;
+	char **transient_extra; /* retry.transient_extra: added to them */
+	size_t ntransient_extra;
+	long backoff_base_ms;  /* retry.backoff_base; -1 = unset */
+	long backoff_cap_ms;   /* retry.backoff_cap; -1 = unset */
+};
+
 struct config {
 	char *path;         /* the file read, for messages */
 	char *redis;        /* defaults.redis or NULL */
@@ -52,6 +66,7 @@ struct config {
 	struct phase_conf *phases; /* when absent: one phase "default" with
 				    * every suite, in file order */
 	size_t nphases;
+	struct retry_conf retry;
 };
 
 /* Returns 0, or -1 with "FILE:LINE: KEY: problem" in err (one line). On

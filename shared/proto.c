@@ -293,6 +293,16 @@ void proto_encode_task_result(const struct task_result *r, char **out,
 	enc_finish(&e, out, len);
 }
 
+void proto_encode_test_result(const struct test_result *r, char **out,
+			      size_t *len)
+{
+	struct enc e;
+
+	enc_init(&e);
+	enc_test_result(&e, r);
+	enc_finish(&e, out, len);
+}
+
 void proto_encode_progress(const struct progress *p, char **out, size_t *len)
 {
 	struct enc e;
@@ -1332,6 +1342,39 @@ int proto_decode_progress(const char *buf, size_t len, struct progress *out,
 fail:
 	progress_release(out);
 	return -1;
+}
+
+int proto_decode_test_result(const char *buf, size_t len,
+			     struct test_result *out, char *err, size_t errlen)
+{
+	struct mpr r;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	mpr_init(&r, buf, len, err, errlen);
+	if (len > PROTO_MAX_MSG) {
+		mpr_fail(&r, "message of %zu bytes exceeds the limit of %u",
+			 len, PROTO_MAX_MSG);
+		goto out;
+	}
+	if (len == 0) {
+		mpr_fail(&r, "empty message");
+		goto out;
+	}
+	mpr_path_push(&r, "test");
+	if (decode_map(&r, test_result_fields, NFIELDS(test_result_fields),
+		       out, PROTO_TASK, NULL) < 0)
+		goto out;
+	if (mpr_left(&r) != 0) {
+		mpr_fail(&r, "%zu trailing bytes after the message",
+			 mpr_left(&r));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc < 0)
+		test_result_release(out);
+	return rc;
 }
 
 /* ---- release ---- */

@@ -139,6 +139,10 @@ void proto_encode_task(const struct task *t, char **out, size_t *len);
 void proto_encode_task_result(const struct task_result *r, char **out,
 			      size_t *len);
 void proto_encode_progress(const struct progress *p, char **out, size_t *len);
+/* One test result alone: the map a task result carries in "tests" (no "v"
+ * or "k"), as the worker keeps it in a task's partial-results hash. */
+void proto_encode_test_result(const struct test_result *r, char **out,
+			      size_t *len);
 
 /* Reads "v" and "k" only. Returns 0 and sets *kind, or -1 with a message in
  * err (not a map, no version, unknown version, unknown kind, truncated). */
@@ -157,6 +161,10 @@ int proto_decode_task_result(const char *buf, size_t len,
 			     struct task_result *out, char *err, size_t errlen);
 int proto_decode_progress(const char *buf, size_t len, struct progress *out,
 			  char *err, size_t errlen);
+/* The counterpart of proto_encode_test_result, as strict and bounded as
+ * the others (same contract). */
+int proto_decode_test_result(const char *buf, size_t len,
+			     struct test_result *out, char *err, size_t errlen);
 
 void task_release(struct task *t);
 void test_result_release(struct test_result *r);

@@ -6,85 +6,145 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "xmalloc.h"
 
 #define RMTREE_MAX_DEPTH 256
 
+/* In the child, between fork and exec: only async-signal-safe calls. On
+ * failure the errno goes up the report pipe and the child exits 127. */
+static void child_exec(const struct child_req *req, pid_t parent, int report)
+{
+	struct sigaction sa;
+	sigset_t none;
+	int sig, fd, err;
+
+	/* The runner dies with the worker, even by SIGKILL, instead of
+	 * running on unwatched; the check closes the race with a worker
+	 * that died before the prctl. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+		err = ESRCH;
+		goto fail;
+	}
+	if (setpgid(0, 0) < 0)
+		goto fail_errno;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (sig = 1; sig < NSIG; sig++) {
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &sa, NULL);
+	}
+	if (req->cwd && chdir(req->cwd) < 0)
+		goto fail_errno;
+	fd = open("/dev/null", O_RDONLY);
+	if (fd < 0)
+		goto fail_errno;
+	if (fd != 0) {
+		if (dup2(fd, 0) < 0)
+			goto fail_errno;
+		close(fd);
+	}
+	if (dup2(req->out_fd, 1) < 0 || dup2(req->out_fd, 2) < 0)
+		goto fail_errno;
+	if (req->events_fd == CHILD_EVENTS_FD) {
+		/* dup2 onto itself would keep close-on-exec. */
+		if (fcntl(CHILD_EVENTS_FD, F_SETFD, 0) < 0)
+			goto fail_errno;
+	} else if (req->events_fd >= 0) {
+		if (dup2(req->events_fd, CHILD_EVENTS_FD) < 0)
+			goto fail_errno;
+	} else {
+		close(CHILD_EVENTS_FD);
+	}
+	/* Everything else goes; the report pipe (above fd 3) at exec. */
+	if (report > CHILD_EVENTS_FD + 1)
+		close_range(CHILD_EVENTS_FD + 1, (unsigned)report - 1, 0);
+	close_range((unsigned)report + 1, ~0u, 0);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execvpe(req->argv[0], req->argv, req->envp);
+fail_errno:
+	err = errno;
+fail:
+	while (write(report, &err, sizeof(err)) < 0 && errno == EINTR)
+		;
+	_exit(127);
+}
+
 int child_spawn(const struct child_req *req, pid_t *pid, char *err,
 		size_t errlen)
 {
-	posix_spawnattr_t attr;
-	posix_spawn_file_actions_t fa;
-	sigset_t none, all;
-	int rc, first_closed;
+	sigset_t all, old;
+	pid_t parent = getpid(), p;
+	int rep[2], rc = 0, code, st;
+	ssize_t n;
 
 	*pid = -1;
-	rc = posix_spawnattr_init(&attr);
-	if (rc != 0) {
-		snprintf(err, errlen, "spawn: %s", strerror(rc));
+	/* The report pipe must not land on 0-3, which the child
+	 * overwrites. */
+	if (pipe2(rep, O_CLOEXEC) < 0) {
+		rc = errno;
+		snprintf(err, errlen, "spawn: pipe: %s", strerror(rc));
 		return rc;
 	}
-	rc = posix_spawn_file_actions_init(&fa);
-	if (rc != 0) {
-		posix_spawnattr_destroy(&attr);
-		snprintf(err, errlen, "spawn: %s", strerror(rc));
-		return rc;
+	if (rep[1] <= CHILD_EVENTS_FD) {
+		int hi = fcntl(rep[1], F_DUPFD_CLOEXEC, CHILD_EVENTS_FD + 1);
+
+		if (hi < 0) {
+			rc = errno;
+			snprintf(err, errlen, "spawn: pipe: %s", strerror(rc));
+			close(rep[0]);
+			close(rep[1]);
+			return rc;
+		}
+		close(rep[1]);
+		rep[1] = hi;
 	}
-	/* glibc's posix_spawn blocks every signal between clone and exec
-	 * itself; the child then gets an empty mask and every signal at its
-	 * default disposition (the worker ignores SIGPIPE, for one). */
-	sigemptyset(&none);
+	/* No handler of the worker may run in the child before its
+	 * dispositions are reset. */
 	sigfillset(&all);
-	rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
-						 POSIX_SPAWN_SETSIGMASK |
-						 POSIX_SPAWN_SETSIGDEF);
-	if (rc == 0)
-		rc = posix_spawnattr_setpgroup(&attr, 0);
-	if (rc == 0)
-		rc = posix_spawnattr_setsigmask(&attr, &none);
-	if (rc == 0)
-		rc = posix_spawnattr_setsigdefault(&attr, &all);
-	if (rc == 0 && req->cwd)
-		rc = posix_spawn_file_actions_addchdir_np(&fa, req->cwd);
-	if (rc == 0)
-		rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null",
-						      O_RDONLY, 0);
-	if (rc == 0)
-		rc = posix_spawn_file_actions_adddup2(&fa, req->out_fd, 1);
-	if (rc == 0)
-		rc = posix_spawn_file_actions_adddup2(&fa, req->out_fd, 2);
-	first_closed = 3;
-	if (rc == 0 && req->events_fd >= 0) {
-		rc = posix_spawn_file_actions_adddup2(&fa, req->events_fd,
-						      CHILD_EVENTS_FD);
-		first_closed = CHILD_EVENTS_FD + 1;
+	sigprocmask(SIG_SETMASK, &all, &old);
+	p = fork();
+	if (p == 0) {
+		close(rep[0]);
+		child_exec(req, parent, rep[1]);
 	}
-	if (rc == 0)
-		rc =
-		    posix_spawn_file_actions_addclosefrom_np(&fa, first_closed);
-	if (rc != 0) {
-		snprintf(err, errlen, "spawn: setting up: %s", strerror(rc));
-		goto out;
+	code = p < 0 ? errno : 0;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(rep[1]);
+	if (p < 0) {
+		close(rep[0]);
+		snprintf(err, errlen, "cannot start %s: fork: %s", req->argv[0],
+			 strerror(code));
+		return code;
 	}
-	rc = posix_spawnp(pid, req->argv[0], &fa, &attr, req->argv, req->envp);
-	if (rc == ENOENT)
-		snprintf(err, errlen, "runner not found: %s", req->argv[0]);
-	else if (rc != 0)
-		snprintf(err, errlen, "cannot start %s: %s", req->argv[0],
-			 strerror(rc));
-out:
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	if (rc != 0)
-		*pid = -1;
-	return rc;
+	/* EOF: the exec worked (the pipe closed on exec). */
+	do
+		n = read(rep[0], &code, sizeof(code));
+	while (n < 0 && errno == EINTR);
+	close(rep[0]);
+	if (n == (ssize_t)sizeof(code)) {
+		while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+			;
+		rc = code != 0 ? code : EINVAL;
+		if (rc == ENOENT)
+			snprintf(err, errlen, "runner not found: %s",
+				 req->argv[0]);
+		else
+			snprintf(err, errlen, "cannot start %s: %s",
+				 req->argv[0], strerror(rc));
+		return rc;
+	}
+	*pid = p;
+	return 0;
 }
 
 /* --- environment --- */

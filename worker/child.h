@@ -1,8 +1,9 @@
-/* child.h -- the surroundings of a runner process: starting it with
- * posix_spawn (never a shell) in its own process group with stdin from
+/* child.h -- the surroundings of a runner process: starting it with fork
+ * and exec (never a shell) in its own process group with stdin from
  * /dev/null, stdout and stderr on one pipe, the events pipe on fd 3, every
- * other descriptor closed and signals reset; building its environment; and
- * its private temporary directory, created and removed per task. */
+ * other descriptor closed, signals reset, and SIGKILL when the worker dies;
+ * building its environment; and its private temporary directory, created
+ * and removed per task. */
 #ifndef TF_CHILD_H
 #define TF_CHILD_H
 
@@ -19,9 +20,11 @@ struct child_req {
 	int events_fd;	 /* becomes the child's fd 3, or -1 */
 };
 
-/* Starts the child as the leader of a new process group. Returns 0 with
- * *pid set, or an errno value with a one-line message in err: ENOENT means
- * the program was not found ("runner not found: pytest"). */
+/* Starts the child as the leader of a new process group; it gets SIGKILL
+ * if the worker dies first (PR_SET_PDEATHSIG). Returns 0 with *pid set, or
+ * an errno value with a one-line message in err (the child, if any, is
+ * reaped): ENOENT means the program was not found ("runner not found:
+ * pytest"). */
 int child_spawn(const struct child_req *req, pid_t *pid, char *err,
 		size_t errlen);
 

@@ -1,6 +1,7 @@
 /* job.c -- one task attempt in one slot (see job.h). */
 #include "job.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -683,19 +684,29 @@ void job_reap(struct job *j)
 	maybe_finish(j);
 }
 
-void job_cancel(struct job *j, int hard)
+void job_cancel(struct job *j, unsigned kill_after_ms)
 {
-	struct timeval tv = {(time_t)j->conf->grace_s, 0};
+	struct timeval tv = {(time_t)(kill_after_ms / 1000),
+			     (suseconds_t)(kill_after_ms % 1000) * 1000};
 
 	if (j->done || j->pid <= 0)
 		return;
 	j->cancelled = 1;
-	if (hard) {
+	if (kill_after_ms == 0) {
 		signal_group(j, SIGKILL);
 		return;
 	}
 	signal_group(j, SIGTERM);
-	event_add(j->kill_ev, &tv);
+	/* An earlier, shorter deadline (a timeout's) stays. */
+	if (!event_pending(j->kill_ev, EV_TIMEOUT, NULL))
+		event_add(j->kill_ev, &tv);
+}
+
+unsigned job_timeout(const struct job *j)
+{
+	return j->timeout_s ? j->timeout_s
+			    : (j->task.timeout_s ? j->task.timeout_s
+						 : j->conf->timeout_s);
 }
 
 const struct task *job_task(const struct job *j)
@@ -716,6 +727,74 @@ int job_is_done(const struct job *j)
 struct task_result *job_result(struct job *j)
 {
 	return j->done ? &j->result : NULL;
+}
+
+/* The pid in a job directory's name "testfleet-<name>-<pid>-s<slot>-XXXXXX"
+ * (the consumer name ends in "-<pid>"), or -1 for any other name. */
+static long job_dir_pid(const char *name)
+{
+	size_t len = strlen(name), i, s;
+	long pid = 0;
+
+	if (strncmp(name, "testfleet-", 10) != 0 || len < 10 + 7 + 3)
+		return -1;
+	i = len - 7; /* at "-XXXXXX" */
+	if (name[i] != '-')
+		return -1;
+	s = i;
+	while (s > 10 && name[s - 1] >= '0' && name[s - 1] <= '9')
+		s--;
+	if (s == i || s < 12 || name[s - 1] != 's' || name[s - 2] != '-')
+		return -1;
+	i = s - 2; /* at "-s<slot>" */
+	s = i;
+	while (s > 10 && name[s - 1] >= '0' && name[s - 1] <= '9')
+		s--;
+	if (s == i || i - s > 9 || name[s - 1] != '-')
+		return -1;
+	for (; s < i; s++)
+		pid = pid * 10 + (name[s] - '0');
+	return pid > 0 ? pid : -1;
+}
+
+unsigned job_sweep_dead(void (*warn)(void *arg, const char *msg), void *arg)
+{
+	const char *base = getenv("TMPDIR");
+	struct dirent *de;
+	struct stat st;
+	char err[512], *path, *msg;
+	unsigned n = 0;
+	long pid;
+	DIR *d;
+
+	if (!base || base[0] != '/')
+		base = "/tmp";
+	d = opendir(base);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		pid = job_dir_pid(de->d_name);
+		if (pid <= 0 || pid == (long)getpid())
+			continue;
+		/* Alive (or another user's): not ours to touch. */
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		path = xasprintf("%s/%s", base, de->d_name);
+		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    st.st_uid == getuid()) {
+			if (child_rmtree(path, err, sizeof(err)) == 0) {
+				n++;
+			} else if (warn) {
+				msg = xasprintf(
+				    "leftovers of a dead worker: %s", err);
+				warn(arg, msg);
+				free(msg);
+			}
+		}
+		free(path);
+	}
+	closedir(d);
+	return n;
 }
 
 void job_free(struct job *j)

@@ -26,7 +26,7 @@ struct job_conf {
 	const char *plugin_dir; /* holds testfleet_pytest.py; NULL = none */
 	const struct runner_conf *runners;
 	unsigned timeout_s; /* when the task gives none */
-	unsigned grace_s;   /* between TERM and KILL */
+	unsigned grace_s;   /* between TERM and KILL after a timeout */
 };
 
 struct job;
@@ -66,10 +66,20 @@ int job_is_done(const struct job *j);
  * it. */
 void job_reap(struct job *j);
 
-/* Stops the runner: SIGTERM to the group and SIGKILL after the grace
- * period, or SIGKILL at once when hard. The result's status becomes
- * "cancelled". */
-void job_cancel(struct job *j, int hard);
+/* Stops the runner: SIGTERM to the group and SIGKILL kill_after_ms later,
+ * or SIGKILL at once when kill_after_ms is 0. The result's status becomes
+ * "cancelled". Nothing happens once the runner was reaped. */
+void job_cancel(struct job *j, unsigned kill_after_ms);
+
+/* The attempt's timeout in seconds (the task's, else the worker's). */
+unsigned job_timeout(const struct job *j);
+
+/* Removes the temporary directories that jobs of dead workers left behind
+ * (a worker killed with SIGKILL cannot clean up): those in $TMPDIR (else
+ * /tmp) named as a job names them, owned by this user, whose worker's pid
+ * is no longer running. Returns how many were removed; a directory that
+ * cannot be removed is reported to warn (may be NULL). */
+unsigned job_sweep_dead(void (*warn)(void *arg, const char *msg), void *arg);
 
 /* The result, once done (borrowed; owned by the job). */
 struct task_result *job_result(struct job *j);

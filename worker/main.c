@@ -22,6 +22,7 @@
 #define MAX_SLOTS 1024
 #define MAX_TIMEOUT_S (7u * 86400u)
 #define MAX_GRACE_S 3600u
+#define MAX_LEASE_S 86400u
 #define PLUGIN_FILE "testfleet_pytest.py"
 
 static void usage(FILE *out)
@@ -41,8 +42,11 @@ static void usage(FILE *out)
 	      "  --prefix PREFIX      Redis key prefix (default tf)\n"
 	      "  --timeout SEC        task timeout when the task sets none "
 	      "(default 3600)\n"
-	      "  --grace SEC          TERM-to-KILL delay and drain period "
-	      "(default 10)\n"
+	      "  --lease SEC          lease of a task: renewed every SEC/3; a "
+	      "task idle\n"
+	      "                       longer is taken over by another worker "
+	      "(default 30)\n"
+	      "  --grace SEC          drain period after SIGTERM (default 20)\n"
 	      "  --pytest CMD         pytest command, split on spaces "
 	      "(default: $TESTFLEET_PYTEST or pytest)\n"
 	      "  --allow-command      run tasks of the \"command\" runner "
@@ -55,9 +59,11 @@ static void usage(FILE *out)
 	      "  -h, --help           this text\n"
 	      "\n"
 	      "SIGTERM or SIGINT drains: no new tasks, running ones get the "
-	      "grace period,\nthen are killed and left pending. A second "
-	      "signal exits at once.\nExit status: 0 clean exit, 1 tasks "
-	      "abandoned or fatal error, 2 usage error.\n",
+	      "grace period,\nthen are killed and their unfinished tests "
+	      "handed back at once. A second\nsignal exits at once (the "
+	      "lease then runs out and another worker takes over).\n"
+	      "Exit status: 0 clean exit or drain, 1 work that could not be "
+	      "handed back\nor fatal error, 2 usage error.\n",
 	      out);
 }
 
@@ -224,6 +230,7 @@ enum {
 	OPT_PREFIX,
 	OPT_TIMEOUT,
 	OPT_GRACE,
+	OPT_LEASE,
 	OPT_PYTEST,
 	OPT_ALLOW_COMMAND,
 	OPT_EXIT_IDLE,
@@ -240,6 +247,7 @@ static const struct option long_opts[] = {
     {"prefix", required_argument, NULL, OPT_PREFIX},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"grace", required_argument, NULL, OPT_GRACE},
+    {"lease", required_argument, NULL, OPT_LEASE},
     {"pytest", required_argument, NULL, OPT_PYTEST},
     {"allow-command", no_argument, NULL, OPT_ALLOW_COMMAND},
     {"exit-when-idle", required_argument, NULL, OPT_EXIT_IDLE},
@@ -254,7 +262,7 @@ int main(int argc, char **argv)
 {
 	struct worker_opts o;
 	enum log_level level = LOG_INFO;
-	const char *redis = NULL, *pytest = NULL;
+	const char *redis = NULL, *pytest = NULL, *fault;
 	char err[512], host[256];
 	unsigned u;
 	int c, rc = 2, bad_env, url_ok = 0;
@@ -263,7 +271,8 @@ int main(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.slots = 1;
 	o.timeout_s = 3600;
-	o.grace_s = 10;
+	o.grace_s = WORKER_GRACE_S;
+	o.lease_s = WORKER_LEASE_S;
 	o.exit_when_idle_s = -1;
 	log_init(PROG, LOG_INFO);
 	opterr = 0;
@@ -322,6 +331,15 @@ int main(int argc, char **argv)
 				rc = fail_usage("--grace: expected seconds "
 						"from 0 to %u, got \"%s\"",
 						MAX_GRACE_S, optarg);
+				goto out;
+			}
+			break;
+		case OPT_LEASE:
+			if (parse_uint(optarg, 1, MAX_LEASE_S, &o.lease_s) <
+			    0) {
+				rc = fail_usage("--lease: expected seconds "
+						"from 1 to %u, got \"%s\"",
+						MAX_LEASE_S, optarg);
 				goto out;
 			}
 			break;
@@ -427,6 +445,24 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		log_warn("%s", err);
+	}
+
+	fault = getenv("TESTFLEET_FAULT");
+	if (fault && fault[0]) {
+		if (strcmp(fault, "exit-before-complete") == 0) {
+			o.fault = WORKER_FAULT_EXIT_BEFORE_COMPLETE;
+		} else if (strcmp(fault, "exit-after-complete") == 0) {
+			o.fault = WORKER_FAULT_EXIT_AFTER_COMPLETE;
+		} else {
+			rc = fail_usage("TESTFLEET_FAULT: expected "
+					"exit-before-complete or "
+					"exit-after-complete, got \"%s\"",
+					fault);
+			goto out;
+		}
+		log_warn("TESTFLEET_FAULT=%s: this worker will exit with "
+			 "status 137 around its first record",
+			 fault);
 	}
 
 	ensure_std_fds();

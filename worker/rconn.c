@@ -3,7 +3,9 @@
  * libevent adapter, whose functions are static in its header. */
 #include "rconn.h"
 
+#include <errno.h>
 #include <hiredis/adapters/libevent.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,8 @@ struct rconn {
 	struct event *drop;
 	char drop_why[256];
 	struct backoff backoff;
+	rconn_fn sub_fn; /* the subscription's callback, or NULL */
+	void *sub_priv;
 };
 
 static void rconn_connect(struct rconn *c);
@@ -375,6 +379,60 @@ void rconn_free(struct rconn *c)
 	event_free(c->reconnect);
 	event_free(c->drop);
 	free(c);
+}
+
+/* hiredis keeps a subscription's callback for every message and calls it
+ * with NULL when the context goes; that last call is not passed on (the
+ * lost hook tells). */
+static void sub_trampoline(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct rconn *c = privdata;
+
+	(void)ac;
+	if (r && c->sub_fn && !c->closing)
+		c->sub_fn(c, r, c->sub_priv);
+}
+
+int rconn_subscribe(struct rconn *c, const char *channel, rconn_fn fn,
+		    void *priv)
+{
+	const char *argv[2] = {"SUBSCRIBE", channel};
+
+	if (!c->ready || !c->ac)
+		return -1;
+	c->sub_fn = fn;
+	c->sub_priv = priv;
+	if (redisAsyncCommandArgv(c->ac, sub_trampoline, c, 2, argv, NULL) !=
+	    REDIS_OK)
+		return -1;
+	return 0;
+}
+
+int rconn_flush(struct rconn *c, int timeout_ms)
+{
+	struct pollfd pfd;
+	struct timespec t0, now;
+	int done = 0, left;
+
+	if (!c->ac)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		if (redisBufferWrite(&c->ac->c, &done) != REDIS_OK)
+			return -1;
+		if (done)
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = timeout_ms - (int)((now.tv_sec - t0.tv_sec) * 1000 +
+					  (now.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0)
+			return -1;
+		pfd.fd = c->ac->c.fd;
+		pfd.events = POLLOUT;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, left) < 0 && errno != EINTR)
+			return -1;
+	}
 }
 
 int rconn_is_ready(const struct rconn *c)

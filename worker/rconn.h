@@ -50,4 +50,17 @@ int rconn_command(struct rconn *c, rconn_fn fn, void *priv,
  * event loop, so it is safe inside reply callbacks. */
 void rconn_drop(struct rconn *c, const char *why);
 
+/* Subscribes to channel: fn gets the "subscribe" confirmation and every
+ * message (arrays as Redis sends them; valid only during the call), never
+ * NULL. The connection can do nothing else afterwards; a lost connection
+ * forgets the subscription (subscribe again in the ready hook). Returns 0,
+ * or -1 when not ready. */
+int rconn_subscribe(struct rconn *c, const char *channel, rconn_fn fn,
+		    void *priv);
+
+/* Writes what is buffered for sending now, waiting up to timeout_ms for the
+ * socket. For the worker's fault-injection hooks, which exit right after a
+ * command is on the wire. Returns 0 when everything was written, else -1. */
+int rconn_flush(struct rconn *c, int timeout_ms);
+
 #endif

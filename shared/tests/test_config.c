@@ -153,6 +153,34 @@ static const struct bad_case bad_cases[] = {
      "[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
      "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
      "t.yaml:1: yaml: ", "nested deeper than"},
+    {"retry: 3\nsuites:\n  a: {}\n", "t.yaml:1: retry: ",
+     "expected a mapping"},
+    {"retry:\n  attempts: 3\nsuites:\n  a: {}\n",
+     "t.yaml:2: retry.attempts: ", "unknown key"},
+    {"retry:\n  max_attempts: 0\nsuites:\n  a: {}\n",
+     "t.yaml:2: retry.max_attempts: ",
+     "expected an integer from 1 to 100, got \"0\""},
+    {"retry:\n  max_attempts: 101\nsuites:\n  a: {}\n",
+     "t.yaml:2: retry.max_attempts: ", "got \"101\""},
+    {"retry:\n  transient: [ok, \"\"]\nsuites:\n  a: {}\n",
+     "t.yaml:2: retry.transient[1]: ", "must not be empty"},
+    {"retry:\n  transient:\n    - ok\n    - \"two\\nlines\"\n"
+     "suites:\n  a: {}\n",
+     "t.yaml:4: retry.transient[1]: ", "must not contain a newline"},
+    {"retry:\n  transient_extra: {a: b}\nsuites:\n  a: {}\n",
+     "t.yaml:2: retry.transient_extra: ", "expected a list of strings"},
+    {"retry:\n  transient_extra: [[x]]\nsuites:\n  a: {}\n",
+     "t.yaml:2: retry.transient_extra[0]: ", "expected a string"},
+    {"retry:\n  backoff_base: fast\nsuites:\n  a: {}\n",
+     "t.yaml:2: retry.backoff_base: ", "expected a duration"},
+    {"retry:\n  backoff_base: 1.5s\nsuites:\n  a: {}\n",
+     "t.yaml:2: retry.backoff_base: ", "got \"1.5s\""},
+    {"retry:\n  backoff_cap: 25h\nsuites:\n  a: {}\n",
+     "t.yaml:2: retry.backoff_cap: ", "at most 24h"},
+    {"retry:\n  backoff_cap: 500ms\n  backoff_base: 2s\nsuites:\n"
+     "  a: {}\n",
+     "t.yaml:2: retry.backoff_cap: ",
+     "500ms is less than retry.backoff_base (2000ms)"},
 };
 
 static void test_bad_configs(void **state)
@@ -437,6 +465,71 @@ static void test_durations(void **state)
 	}
 }
 
+static void test_retry_section(void **state)
+{
+	static const struct {
+		const char *text;
+		long ms;
+	} ok[] = {
+	    {"0", 0},		{"2", 2000},	    {"500ms", 500},
+	    {"1s", 1000},	{"1m30s", 90000},   {"1s250ms", 1250},
+	    {"24h", 86400000},	{"\"750ms\"", 750}, {"1h", 3600000},
+	};
+	struct config c;
+	char yaml[256], err[512];
+	size_t i;
+
+	(void)state;
+	/* Absent: everything unset, the policy's defaults apply. */
+	if (load("suites:\n  a: {}\n", &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(c.retry.max_attempts, -1);
+	assert_int_equal(c.retry.has_transient, 0);
+	assert_null(c.retry.transient);
+	assert_int_equal(c.retry.ntransient_extra, 0);
+	assert_int_equal(c.retry.backoff_base_ms, -1);
+	assert_int_equal(c.retry.backoff_cap_ms, -1);
+	config_release(&c);
+
+	if (load("retry:\n"
+		 "  max_attempts: 5\n"
+		 "  transient: [\"503 Service Unavailable\", \"quota $$\"]\n"
+		 "  transient_extra: Broken pipe\n"
+		 "  backoff_base: 250ms\n"
+		 "  backoff_cap: 10s\n"
+		 "suites:\n  a: {}\n",
+		 &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(c.retry.max_attempts, 5);
+	assert_int_equal(c.retry.has_transient, 1);
+	assert_int_equal(c.retry.ntransient, 2);
+	assert_string_equal(c.retry.transient[0], "503 Service Unavailable");
+	assert_string_equal(c.retry.transient[1], "quota $");
+	assert_int_equal(c.retry.ntransient_extra, 1);
+	assert_string_equal(c.retry.transient_extra[0], "Broken pipe");
+	assert_int_equal(c.retry.backoff_base_ms, 250);
+	assert_int_equal(c.retry.backoff_cap_ms, 10000);
+	config_release(&c);
+
+	/* An empty list turns the default patterns off. */
+	if (load("retry:\n  transient: []\nsuites:\n  a: {}\n", &c, err,
+		 sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(c.retry.has_transient, 1);
+	assert_int_equal(c.retry.ntransient, 0);
+	config_release(&c);
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(yaml, sizeof(yaml),
+			 "retry:\n  backoff_cap: %s\nsuites:\n  a: {}\n",
+			 ok[i].text);
+		if (load(yaml, &c, err, sizeof(err)) != 0)
+			fail_msg("%s: %s", ok[i].text, err);
+		assert_int_equal(c.retry.backoff_cap_ms, ok[i].ms);
+		config_release(&c);
+	}
+}
+
 static void test_check_shard(void **state)
 {
 	static const char *const good[] = {
@@ -595,6 +688,7 @@ int main(void)
 	    cmocka_unit_test(test_env_default_overridden),
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_retry_section),
 	    cmocka_unit_test(test_check_shard),
 	    cmocka_unit_test(test_aliases),
 	    cmocka_unit_test(test_limits),

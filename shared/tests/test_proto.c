@@ -560,6 +560,84 @@ static void test_trailing_bytes(void **state)
 	free(buf);
 }
 
+/* One test result alone, as the worker keeps it in a partial hash. */
+static void test_single_test_result(void **state)
+{
+	struct test_result t = {.id = "tests/a.py::t[1]",
+				.outcome = OUTCOME_FAILED,
+				.duration_s = 0.25,
+				.message = "assert 1 == 2",
+				.details = "long\ntext",
+				.file = "tests/a.py",
+				.line = 7};
+	struct test_result d, m = {.id = "x", .outcome = OUTCOME_PASSED};
+	struct pk b;
+	char err[256];
+	char *buf, *copy;
+	size_t len, cut;
+
+	(void)state;
+	proto_encode_test_result(&t, &buf, &len);
+	if (proto_decode_test_result(buf, len, &d, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_string_equal(d.id, t.id);
+	assert_int_equal(d.outcome, OUTCOME_FAILED);
+	assert_true(d.duration_s == 0.25);
+	assert_string_equal(d.message, t.message);
+	assert_string_equal(d.details, t.details);
+	assert_string_equal(d.file, t.file);
+	assert_int_equal(d.line, 7);
+	test_result_release(&d);
+	/* Every proper prefix is an error, never a crash or a result. */
+	for (cut = 0; cut < len; cut++) {
+		copy = malloc(cut + 1);
+		assert_non_null(copy);
+		memcpy(copy, buf, cut);
+		assert_int_equal(
+		    proto_decode_test_result(copy, cut, &d, err, sizeof(err)),
+		    -1);
+		assert_null(d.id);
+		free(copy);
+	}
+	/* Trailing bytes. */
+	copy = malloc(len + 1);
+	assert_non_null(copy);
+	memcpy(copy, buf, len);
+	copy[len] = '\xc0';
+	assert_int_equal(
+	    proto_decode_test_result(copy, len + 1, &d, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "1 trailing bytes"));
+	free(copy);
+	free(buf);
+	/* Optional fields stay NULL. */
+	proto_encode_test_result(&m, &buf, &len);
+	assert_int_equal(
+	    proto_decode_test_result(buf, len, &d, err, sizeof(err)), 0);
+	assert_string_equal(d.id, "x");
+	assert_null(d.message);
+	assert_null(d.details);
+	test_result_release(&d);
+	free(buf);
+	/* A missing id, and an unknown outcome. */
+	pk_init(&b);
+	msgpack_pack_map(&b.p, 1);
+	pk_kstr(&b, "outcome", "passed");
+	assert_int_equal(proto_decode_test_result(b.sb.data, b.sb.size, &d, err,
+						  sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "missing required key \"id\""));
+	pk_release(&b);
+	pk_init(&b);
+	msgpack_pack_map(&b.p, 2);
+	pk_kstr(&b, "id", "x");
+	pk_kstr(&b, "outcome", "weird");
+	assert_int_equal(proto_decode_test_result(b.sb.data, b.sb.size, &d, err,
+						  sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "test.outcome: unknown outcome"));
+	pk_release(&b);
+}
+
 /* ---- oversized lengths and counts ---- */
 
 static void test_huge_string_message(void **state)
@@ -1207,6 +1285,7 @@ int main(void)
 	    cmocka_unit_test(test_wire_keys),
 	    cmocka_unit_test(test_truncated_every_prefix),
 	    cmocka_unit_test(test_trailing_bytes),
+	    cmocka_unit_test(test_single_test_result),
 	    cmocka_unit_test(test_huge_string_message),
 	    cmocka_unit_test(test_huge_counts),
 	    cmocka_unit_test(test_item_limit),

@@ -1,7 +1,8 @@
 /* test_child.c -- the runner's surroundings: environment building, the
  * temporary directory and its removal (read-only directories, symlinks
  * not followed), and a real spawn: own process group, fds 0-3 only,
- * signals reset, events on fd 3, a missing program. */
+ * signals reset, events on fd 3, a missing program, death with the
+ * worker. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -220,6 +221,67 @@ static void test_spawn_missing(void **state)
 	close(fd);
 }
 
+/* Whether pid is gone or a zombie. */
+static int is_dead(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* A runner whose worker dies (even by SIGKILL) is killed too. */
+static void test_spawn_dies_with_parent(void **state)
+{
+	char *argv[] = {"/bin/sleep", "60", NULL};
+	char *envp[] = {NULL};
+	struct child_req req;
+	char err[256];
+	pid_t helper, pid = -1;
+	int p[2], st, i, fd;
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	helper = fork();
+	assert_true(helper >= 0);
+	if (helper == 0) {
+		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		req.argv = argv;
+		req.envp = envp;
+		req.cwd = NULL;
+		req.out_fd = fd;
+		req.events_fd = -1;
+		if (child_spawn(&req, &pid, err, sizeof(err)) != 0)
+			pid = -1;
+		if (write(p[1], &pid, sizeof(pid)) != (ssize_t)sizeof(pid))
+			_exit(2);
+		/* Dies the hard way, as a worker would under kill -9. */
+		raise(SIGKILL);
+		_exit(3);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &pid, sizeof(pid)), (ssize_t)sizeof(pid));
+	close(p[0]);
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(helper, &st, 0), helper);
+	assert_true(WIFSIGNALED(st));
+	for (i = 0; i < 200 && !is_dead(pid); i++)
+		usleep(10000);
+	if (!is_dead(pid)) {
+		kill(pid, SIGKILL);
+		fail_msg("runner %ld outlived its worker", (long)pid);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +289,7 @@ int main(void)
 	    cmocka_unit_test(test_tmpdir_and_rmtree),
 	    cmocka_unit_test(test_spawn_child),
 	    cmocka_unit_test(test_spawn_missing),
+	    cmocka_unit_test(test_spawn_dies_with_parent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,8 +2,8 @@
  * event loop running real processes, reaped the way the worker does.
  * Covers exit status, crash by signal, timeout (TERM, and KILL after the
  * grace period), capped output, events on fd 3, a pytest run through the
- * plugin, leftovers of the process group, and tasks refused before any
- * spawn. */
+ * plugin, leftovers of the process group, tasks refused before any spawn,
+ * and the sweep of folders that dead workers' jobs left behind. */
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -494,6 +495,59 @@ static void test_refused(void **state)
 	finish(&r);
 }
 
+/* The folders of dead workers' jobs go; live ones and others stay. */
+static void test_sweep_dead(void **state)
+{
+	char err[256], *base, *dead_dir, *live_dir, *other, *junk, *old;
+	pid_t dead;
+	int st;
+
+	(void)state;
+	base = child_mkdtemp("tfw-test-sweep-", err, sizeof(err));
+	assert_non_null(base);
+	dead = fork();
+	assert_true(dead >= 0);
+	if (dead == 0)
+		_exit(0);
+	assert_int_equal(waitpid(dead, &st, 0), dead);
+	dead_dir =
+	    xasprintf("%s/testfleet-host-a-%ld-s2-AbC123", base, (long)dead);
+	live_dir = xasprintf("%s/testfleet-host-a-%ld-s1-xYz789", base,
+			     (long)getppid());
+	other = xasprintf("%s/testfleet-host-%ld-x", base, (long)dead);
+	junk = xasprintf("%s/unrelated-%ld-s1-AbC123", base, (long)dead);
+	assert_int_equal(mkdir(dead_dir, 0700), 0);
+	assert_int_equal(mkdir(live_dir, 0700), 0);
+	assert_int_equal(mkdir(other, 0700), 0);
+	assert_int_equal(mkdir(junk, 0700), 0);
+	{
+		char *f = xasprintf("%s/junit.xml", dead_dir);
+		FILE *fp = fopen(f, "w");
+
+		assert_non_null(fp);
+		fclose(fp);
+		free(f);
+	}
+	old = getenv("TMPDIR") ? xstrdup(getenv("TMPDIR")) : NULL;
+	setenv("TMPDIR", base, 1);
+	assert_int_equal(job_sweep_dead(NULL, NULL), 1);
+	if (old)
+		setenv("TMPDIR", old, 1);
+	else
+		unsetenv("TMPDIR");
+	free(old);
+	assert_int_equal(access(dead_dir, F_OK), -1);
+	assert_int_equal(access(live_dir, F_OK), 0);
+	assert_int_equal(access(other, F_OK), 0);
+	assert_int_equal(access(junk, F_OK), 0);
+	assert_int_equal(child_rmtree(base, err, sizeof(err)), 0);
+	free(dead_dir);
+	free(live_dir);
+	free(other);
+	free(junk);
+	free(base);
+}
+
 int main(void)
 {
 	int rc;
@@ -507,6 +561,7 @@ int main(void)
 	    cmocka_unit_test(test_exit_mid_test),
 	    cmocka_unit_test(test_leftovers_killed),
 	    cmocka_unit_test(test_refused),
+	    cmocka_unit_test(test_sweep_dead),
 	};
 
 	/* Run from the top of the tree (make unit). */
