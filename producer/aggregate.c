@@ -1,7 +1,15 @@
 /* aggregate.c -- folds task results into one merged report (see
- * aggregate.h). Pure: no I/O. Results are deduplicated by task id and by
- * test id; tests a task could not finish become "error" with the task's
- * reason, unless a later task (a retry) brings a real result for them. */
+ * aggregate.h). Pure: no I/O.
+ *
+ * A result record is one attempt of some tests (docs/delivery.md, "Tasks
+ * and attempts"). Records are deduplicated by task id. For each test the
+ * aggregator keeps the best result so far -- the one from the record with
+ * the highest attempt, the later record on a tie -- and what the other
+ * records said about it: the highest attempt seen, whether a record handed
+ * it to a follow-up (its "retrying" list) after that best result, an
+ * earlier real failure (for flaky), and why it was retried. The outcome is
+ * decided when the report is built, so the order of folding only matters
+ * for ties. */
 #include "aggregate.h"
 
 #include <math.h>
@@ -11,6 +19,8 @@
 #include <string.h>
 
 #include "xmalloc.h"
+
+#define AGG_RETRY_NEVER_RAN "retry never ran"
 
 /* An open-addressing map from a borrowed string to an index. */
 struct strmap {
@@ -25,16 +35,36 @@ struct agg_phase {
 	int required;
 	int declared;
 	unsigned decl_seq; /* order of aggregator_phase() calls */
-	unsigned tasks;	   /* distinct tasks seen */
-	unsigned lost;	   /* tasks that failed with no test to blame */
-	double start;	   /* min start of its tasks, when tasks > 0 */
-	double end;	   /* max end of its tasks */
+	unsigned tasks;	   /* distinct records seen */
+	unsigned lost;	   /* records that failed with no test to blame */
+	double start;	   /* min start of its records, when has_times */
+	double end;	   /* max end of its records */
+	int has_times;
 };
 
+/* Everything the records said about one test. */
 struct agg_test {
-	struct report_test t; /* owns its strings */
-	size_t phase;	      /* index into aggregator.phases */
-	int synthetic; /* made from "unfinished": a retry may replace it */
+	/* The best result so far (owns its strings; retried_for is the
+	 * record's). Without one (has_result 0): id, and suite, phase, task
+	 * and worker of the latest record that handed the test on. */
+	struct report_test t;
+	size_t phase; /* index into aggregator.phases, of t */
+	int has_result;
+	int synthetic;	   /* the best result is an "unfinished" error */
+	int best_rerun;	   /* the best result's record is a --retries rerun */
+	uint32_t best_att; /* attempt and record number of the best result */
+	size_t best_seq;
+	uint32_t max_att;   /* highest attempt of any record naming the test */
+	int has_retry;	    /* some record listed it in "retrying" */
+	uint32_t retry_att; /* attempt and record number of the latest one */
+	size_t retry_seq;
+	char *retry_reason; /* that record's retry_reason */
+	char *prior_reason; /* message of a superseded "unfinished" error */
+	int failed_before;  /* a real failed/error result was superseded */
+	uint32_t fail_att;  /* the lowest attempt of such a result */
+	char *fail_msg;	    /* text of the latest such result */
+	char *fail_details;
+	uint32_t rerun_att; /* highest attempt of a rerun record naming it */
 };
 
 struct aggregator {
@@ -55,7 +85,8 @@ struct aggregator {
 	unsigned lost;
 	int cancelled;
 	double set_started, set_finished; /* 0 = not set */
-	double min_start, max_end;	  /* over task results, when ntasks */
+	double min_start, max_end;	  /* over records, when has_times */
+	int has_times;
 };
 
 static uint64_t str_hash(const char *s)
@@ -226,6 +257,10 @@ static char *unfinished_reason(const struct task_result *r, const char *test)
 		return msg;
 	case TASK_CANCELLED:
 		return xstrdup("cancelled");
+	case TASK_LOST:
+		return xstrdup(is_running
+				   ? "worker lost while running this test"
+				   : "worker lost");
 	case TASK_COMPLETED:
 	default:
 		return xasprintf("no result from the runner (exit %d)",
@@ -257,6 +292,11 @@ static char *task_reason(const struct task_result *r)
 		return xasprintf("runner error (exit %d)", r->exit_code);
 	case TASK_CANCELLED:
 		return xstrdup("cancelled");
+	case TASK_LOST:
+		if (r->running != NULL && r->running[0] != '\0')
+			return xasprintf("worker lost while running %s",
+					 r->running);
+		return xstrdup("worker lost");
 	case TASK_COMPLETED:
 	default:
 		return xasprintf("no result from the runner for %zu test%s "
@@ -294,6 +334,15 @@ static void report_test_release(struct report_test *t)
 	free(t->file);
 }
 
+static void agg_test_release(struct agg_test *at)
+{
+	report_test_release(&at->t);
+	free(at->retry_reason);
+	free(at->prior_reason);
+	free(at->fail_msg);
+	free(at->fail_details);
+}
+
 static void issue_release(struct report_task_issue *i)
 {
 	free(i->task);
@@ -319,7 +368,7 @@ void aggregator_free(struct aggregator *a)
 	free(a->task_ids);
 	strmap_release(&a->task_map);
 	for (i = 0; i < a->ntests; i++)
-		report_test_release(&a->tests[i].t);
+		agg_test_release(&a->tests[i]);
 	free(a->tests);
 	strmap_release(&a->test_map);
 	for (i = 0; i < a->nissues; i++)
@@ -379,55 +428,29 @@ unsigned aggregator_duplicates(const struct aggregator *a)
 	return a->duplicates;
 }
 
-static void fill_from_task(struct report_test *t, const struct task_result *r,
-			   const char *phase)
+static int is_bad(enum outcome o)
 {
-	t->suite = xstrdup(r->suite != NULL ? r->suite : "default");
-	t->phase = xstrdup(phase);
-	t->task = xstrdup(r->task);
-	t->worker = dup_or_null(r->worker);
-	t->attempts = r->attempt > 0 ? r->attempt : 1;
+	return o == OUTCOME_FAILED || o == OUTCOME_ERROR;
 }
 
-/* Clears a synthetic record for its replacement; keeps the id (the key of
- * test_map) and returns the old message (caller owns) for retried_for. */
-static char *test_reset_keep_id(struct agg_test *at)
+/* (att_a, seq_a) comes at or after (att_b, seq_b): the attempt first, the
+ * order of records on a tie. */
+static int at_or_after(uint32_t att_a, size_t seq_a, uint32_t att_b,
+		       size_t seq_b)
 {
-	char *id = at->t.id;
-	char *msg = at->t.message;
-	uint32_t attempts = at->t.attempts;
-
-	at->t.id = NULL;
-	at->t.message = NULL;
-	report_test_release(&at->t);
-	memset(&at->t, 0, sizeof(at->t));
-	at->t.id = id;
-	at->t.attempts = attempts;
-	return msg;
+	if (att_a != att_b)
+		return att_a > att_b;
+	return seq_a >= seq_b;
 }
 
-/* Returns the record to fill for test id: a new one, or the synthetic one
- * a real result replaces (*replaced set). NULL = ignore this entry. */
-static struct agg_test *test_slot(struct aggregator *a, const char *id,
-				  int synthetic, int *replaced)
+/* The record for test id, made (with only its id) when new. */
+static struct agg_test *test_get(struct aggregator *a, const char *id)
 {
 	struct agg_test *at;
 	size_t idx;
 
-	*replaced = 0;
-	if (strmap_get(&a->test_map, id, &idx)) {
-		at = &a->tests[idx];
-		if (!at->synthetic) {
-			/* A real result is final. A second real one is a
-			 * duplicate; an "unfinished" mention after it is a
-			 * retry's leftover and carries nothing new. */
-			if (!synthetic)
-				a->duplicates++;
-			return NULL;
-		}
-		*replaced = 1;
-		return at;
-	}
+	if (strmap_get(&a->test_map, id, &idx))
+		return &a->tests[idx];
 	if (a->ntests == a->tests_cap) {
 		a->tests_cap = a->tests_cap ? a->tests_cap * 2 : 64;
 		a->tests =
@@ -441,33 +464,99 @@ static struct agg_test *test_slot(struct aggregator *a, const char *id,
 	return at;
 }
 
-static uint32_t next_attempts(uint32_t previous, const struct task_result *r)
+/* Empties t but for its id (the key of test_map). */
+static void test_clear_keep_id(struct agg_test *at)
 {
-	uint32_t att = r->attempt > 0 ? r->attempt : 1;
+	char *id = at->t.id;
 
-	return att > previous ? att : previous + 1;
+	at->t.id = NULL;
+	report_test_release(&at->t);
+	memset(&at->t, 0, sizeof(at->t));
+	at->t.id = id;
 }
 
-static void add_result(struct aggregator *a, const struct task_result *r,
-		       size_t phase, const struct test_result *tr)
+/* Where a test was: suite, phase, task and worker of record r. */
+static void test_place(struct aggregator *a, struct agg_test *at,
+		       const struct task_result *r, size_t phase)
 {
-	struct agg_test *at;
-	char *old_msg = NULL;
-	uint32_t old_attempts = 0;
-	int replaced;
-
-	if (tr->id == NULL)
-		return;
-	at = test_slot(a, tr->id, 0, &replaced);
-	if (at == NULL)
-		return;
-	if (replaced) {
-		old_attempts = at->t.attempts;
-		old_msg = test_reset_keep_id(at);
-	}
-	fill_from_task(&at->t, r, a->phases[phase].name);
+	at->t.suite = xstrdup(r->suite != NULL ? r->suite : "default");
+	at->t.phase = xstrdup(a->phases[phase].name);
+	at->t.task = xstrdup(r->task);
+	at->t.worker = dup_or_null(r->worker);
 	at->phase = phase;
-	at->synthetic = 0;
+}
+
+/* Every mention counts towards attempts and reruns. */
+static void test_mentioned(struct agg_test *at, const struct task_result *r,
+			   uint32_t att)
+{
+	if (att > at->max_att)
+		at->max_att = att;
+	if (r->rerun && att > at->rerun_att)
+		at->rerun_att = att;
+}
+
+static void test_note_failure(struct agg_test *at, uint32_t att,
+			      const char *msg, const char *details)
+{
+	if (!at->failed_before || att < at->fail_att)
+		at->fail_att = att;
+	at->failed_before = 1;
+	free(at->fail_msg);
+	free(at->fail_details);
+	at->fail_msg = dup_or_null(msg);
+	at->fail_details = dup_or_null(details);
+}
+
+/* A result of record r (number seq, attempt att) for test id: a real one
+ * (tr, whose id is id), or an "unfinished" error (tr NULL). */
+static void test_result_in(struct aggregator *a, const struct task_result *r,
+			   size_t phase, uint32_t att, size_t seq,
+			   const char *id, const struct test_result *tr)
+{
+	struct agg_test *at = test_get(a, id);
+	int synthetic = tr == NULL;
+
+	test_mentioned(at, r, att);
+	if (at->has_result && !synthetic && !at->synthetic &&
+	    at->best_att == att)
+		a->duplicates++;
+	if (at->has_result &&
+	    !at_or_after(att, seq, at->best_att, at->best_seq)) {
+		/* An older attempt arriving late: it can only tell that the
+		 * test failed before. */
+		if (!synthetic && is_bad(tr->outcome))
+			test_note_failure(at, att, tr->message, tr->details);
+		return;
+	}
+	if (at->has_result) {
+		/* The best result is superseded: keep what it tells. */
+		if (at->synthetic) {
+			free(at->prior_reason);
+			at->prior_reason = at->t.message;
+			at->t.message = NULL;
+		} else if (is_bad(at->t.outcome)) {
+			test_note_failure(at, at->best_att, at->t.message,
+					  at->t.details);
+		}
+	}
+	test_clear_keep_id(at);
+	test_place(a, at, r, phase);
+	at->has_result = 1;
+	at->synthetic = synthetic;
+	at->best_att = att;
+	at->best_seq = seq;
+	at->best_rerun = r->rerun != 0;
+	at->t.attempts = att;
+	at->t.retried_for = dup_or_null(r->retried_for);
+	if (synthetic) {
+		at->t.outcome = OUTCOME_ERROR;
+		at->t.message = unfinished_reason(r, id);
+		if (r->running != NULL && strcmp(r->running, id) == 0 &&
+		    (r->status == TASK_CRASHED || r->status == TASK_TIMEOUT))
+			at->t.details = dup_or_null(r->output);
+		return;
+	}
 	at->t.outcome =
 	    tr->outcome < OUTCOME_COUNT ? tr->outcome : OUTCOME_ERROR;
 	at->t.duration_s = tr->duration_s >= 0 ? tr->duration_s : 0;
@@ -475,40 +564,28 @@ static void add_result(struct aggregator *a, const struct task_result *r,
 	at->t.details = dup_or_null(tr->details);
 	at->t.file = dup_or_null(tr->file);
 	at->t.line = tr->line;
-	if (replaced) {
-		/* The earlier attempt could not finish this test (crash,
-		 * timeout, lost worker): say why it was retried. */
-		at->t.retried_for = old_msg;
-		at->t.attempts = next_attempts(old_attempts, r);
-	}
 }
 
-static void add_unfinished(struct aggregator *a, const struct task_result *r,
-			   size_t phase, const char *id)
+/* Record r handed the test to a follow-up task. */
+static void test_retrying_in(struct aggregator *a, const struct task_result *r,
+			     size_t phase, uint32_t att, size_t seq,
+			     const char *id)
 {
-	struct agg_test *at;
-	uint32_t old_attempts = 0;
-	int replaced;
+	struct agg_test *at = test_get(a, id);
 
-	at = test_slot(a, id, 1, &replaced);
-	if (at == NULL)
+	test_mentioned(at, r, att);
+	if (at->has_retry &&
+	    !at_or_after(att, seq, at->retry_att, at->retry_seq))
 		return;
-	if (replaced) {
-		/* Unfinished again on a later attempt: the latest reason
-		 * is the one to report. */
-		old_attempts = at->t.attempts;
-		free(test_reset_keep_id(at));
+	at->has_retry = 1;
+	at->retry_att = att;
+	at->retry_seq = seq;
+	free(at->retry_reason);
+	at->retry_reason = dup_or_null(r->retry_reason);
+	if (!at->has_result) {
+		test_clear_keep_id(at);
+		test_place(a, at, r, phase);
 	}
-	fill_from_task(&at->t, r, a->phases[phase].name);
-	at->phase = phase;
-	at->synthetic = 1;
-	at->t.outcome = OUTCOME_ERROR;
-	at->t.message = unfinished_reason(r, id);
-	if (r->running != NULL && strcmp(r->running, id) == 0 &&
-	    (r->status == TASK_CRASHED || r->status == TASK_TIMEOUT))
-		at->t.details = dup_or_null(r->output);
-	if (replaced)
-		at->t.attempts = next_attempts(old_attempts, r);
 }
 
 static void add_issue(struct aggregator *a, const struct task_result *r,
@@ -531,10 +608,26 @@ static void add_issue(struct aggregator *a, const struct task_result *r,
 	i->worker = dup_or_null(r->worker);
 }
 
+/* Whether record r is worth a line of its own in the report: it did not
+ * complete, or left tests without a result. A record that handed all its
+ * unfinished work to follow-ups is not: the last attempt tells the
+ * story. Neither is a lost worker's record whose tests all finished. */
+static int record_is_issue(const struct task_result *r)
+{
+	if (r->nunfinished > 0)
+		return 1;
+	if (r->nretrying > 0 || r->status == TASK_COMPLETED)
+		return 0;
+	if (r->status == TASK_LOST && r->ntests > 0)
+		return 0;
+	return 1;
+}
+
 void aggregator_add(struct aggregator *a, const struct task_result *r)
 {
 	struct agg_phase *p;
-	size_t phase, idx, i;
+	size_t phase, idx, i, seq;
+	uint32_t att;
 	double start, end;
 
 	if (r == NULL || r->task == NULL)
@@ -548,39 +641,120 @@ void aggregator_add(struct aggregator *a, const struct task_result *r)
 		a->task_ids = xreallocarray(a->task_ids, a->tasks_cap,
 					    sizeof(*a->task_ids));
 	}
-	a->task_ids[a->ntasks] = xstrdup(r->task);
-	strmap_put(&a->task_map, a->task_ids[a->ntasks], a->ntasks);
+	seq = a->ntasks;
+	a->task_ids[seq] = xstrdup(r->task);
+	strmap_put(&a->task_map, a->task_ids[seq], seq);
+	a->ntasks++;
+	att = r->attempt > 0 ? r->attempt : 1;
 
 	phase = phase_get(a, r->phase != NULL ? r->phase : "default");
 	p = &a->phases[phase];
-	start = r->started_at;
-	end = r->started_at + (r->duration_s > 0 ? r->duration_s : 0);
-	if (p->tasks == 0 || start < p->start)
-		p->start = start;
-	if (p->tasks == 0 || end > p->end)
-		p->end = end;
 	p->tasks++;
-	if (a->ntasks == 0 || start < a->min_start)
-		a->min_start = start;
-	if (a->ntasks == 0 || end > a->max_end)
-		a->max_end = end;
-	a->ntasks++;
+	/* A lost worker's record may carry no start time. */
+	if (r->started_at > 0 && isfinite(r->started_at)) {
+		start = r->started_at;
+		end = start + (r->duration_s > 0 && isfinite(r->duration_s)
+				   ? r->duration_s
+				   : 0);
+		if (!p->has_times || start < p->start)
+			p->start = start;
+		if (!p->has_times || end > p->end)
+			p->end = end;
+		p->has_times = 1;
+		if (!a->has_times || start < a->min_start)
+			a->min_start = start;
+		if (!a->has_times || end > a->max_end)
+			a->max_end = end;
+		a->has_times = 1;
+	}
 
-	for (i = 0; i < r->ntests; i++)
-		add_result(a, r, phase, &r->tests[i]);
+	/* Within a record a real result beats an "unfinished" mention, and
+	 * a "retrying" mention beats both (the test is pending). */
 	for (i = 0; i < r->nunfinished; i++)
 		if (r->unfinished[i] != NULL)
-			add_unfinished(a, r, phase, r->unfinished[i]);
+			test_result_in(a, r, phase, att, seq, r->unfinished[i],
+				       NULL);
+	for (i = 0; i < r->ntests; i++)
+		if (r->tests[i].id != NULL)
+			test_result_in(a, r, phase, att, seq, r->tests[i].id,
+				       &r->tests[i]);
+	for (i = 0; i < r->nretrying; i++)
+		if (r->retrying[i] != NULL)
+			test_retrying_in(a, r, phase, att, seq, r->retrying[i]);
 
-	if (r->status != TASK_COMPLETED || r->nunfinished > 0)
-		add_issue(a, r, p->name);
-	/* A failed task that names no test would otherwise vanish from the
-	 * counts: the run cannot be called passed. */
+	if (record_is_issue(r))
+		add_issue(a, r, a->phases[phase].name);
+	/* A failed record that names no test would otherwise vanish from
+	 * the counts: the run cannot be called passed. */
 	if (r->status != TASK_COMPLETED && r->status != TASK_CANCELLED &&
-	    r->ntests == 0 && r->nunfinished == 0) {
-		p->lost++;
+	    r->ntests == 0 && r->nunfinished == 0 && r->nretrying == 0) {
+		a->phases[phase].lost++;
 		a->lost++;
 	}
+}
+
+/* The test as the report shows it, into out. Returns 0, or -1 when the
+ * test is left out: handed to a retry that never ran, in a cancelled
+ * run. */
+static int final_test(const struct aggregator *a, const struct agg_test *at,
+		      struct report_test *out)
+{
+	const struct report_test *t = &at->t;
+	int pending =
+	    at->has_retry &&
+	    (!at->has_result || at_or_after(at->retry_att, at->retry_seq,
+					    at->best_att, at->best_seq));
+
+	memset(out, 0, sizeof(*out));
+	if (!at->has_result) {
+		if (a->cancelled)
+			return -1;
+		/* The run ended and the follow-up never reported. */
+		out->id = xstrdup(t->id);
+		out->suite = dup_or_null(t->suite);
+		out->phase = dup_or_null(t->phase);
+		out->task = dup_or_null(t->task);
+		out->worker = dup_or_null(t->worker);
+		out->outcome = OUTCOME_ERROR;
+		out->attempts = at->max_att > 0 ? at->max_att : 1;
+		out->message = xstrdup(AGG_RETRY_NEVER_RAN);
+		out->retried_for = dup_or_null(at->retry_reason);
+		return 0;
+	}
+	out->id = xstrdup(t->id);
+	out->suite = dup_or_null(t->suite);
+	out->phase = dup_or_null(t->phase);
+	out->task = dup_or_null(t->task);
+	out->outcome = t->outcome;
+	out->attempts = at->max_att > 0 ? at->max_att : 1;
+	out->duration_s = t->duration_s;
+	out->message = dup_or_null(t->message);
+	out->details = dup_or_null(t->details);
+	out->worker = dup_or_null(t->worker);
+	out->file = dup_or_null(t->file);
+	out->line = t->line;
+	/* Flaky: failed, then passed on a --retries rerun. */
+	if (t->outcome == OUTCOME_PASSED && at->failed_before &&
+	    at->rerun_att > at->fail_att && at->rerun_att <= at->best_att) {
+		out->outcome = OUTCOME_FLAKY;
+		if (out->message == NULL) {
+			out->message = dup_or_null(at->fail_msg);
+			free(out->details);
+			out->details = dup_or_null(at->fail_details);
+		}
+	}
+	/* retried_for: the transient reason this attempt exists for. A
+	 * record without one (an older worker) gets the reason of the
+	 * attempt that handed the test on; a rerun has none. */
+	if (out->attempts > 1) {
+		if (t->retried_for != NULL)
+			out->retried_for = xstrdup(t->retried_for);
+		else if (!at->best_rerun && at->prior_reason != NULL)
+			out->retried_for = xstrdup(at->prior_reason);
+		else if (!at->best_rerun && !pending && at->has_retry)
+			out->retried_for = dup_or_null(at->retry_reason);
+	}
+	return 0;
 }
 
 /* Report order of phase i: declared phases first, in declaration order,
@@ -595,7 +769,8 @@ static size_t phase_rank(const struct aggregator *a, size_t i)
 }
 
 struct sort_item {
-	const struct agg_test *at;
+	struct report_test t; /* moved into the report after sorting */
+	size_t phase;
 	size_t rank;
 };
 
@@ -605,7 +780,7 @@ static int sort_item_cmp(const void *x, const void *y)
 
 	if (a->rank != b->rank)
 		return a->rank < b->rank ? -1 : 1;
-	return strcmp(a->at->t.id, b->at->t.id);
+	return strcmp(a->t.id, b->t.id);
 }
 
 struct phase_item {
@@ -620,23 +795,6 @@ static int phase_item_cmp(const void *x, const void *y)
 	if (a->rank != b->rank)
 		return a->rank < b->rank ? -1 : 1;
 	return 0;
-}
-
-static void copy_test(struct report_test *dst, const struct report_test *src)
-{
-	dst->id = xstrdup(src->id);
-	dst->suite = dup_or_null(src->suite);
-	dst->phase = dup_or_null(src->phase);
-	dst->task = dup_or_null(src->task);
-	dst->outcome = src->outcome;
-	dst->attempts = src->attempts;
-	dst->duration_s = src->duration_s;
-	dst->message = dup_or_null(src->message);
-	dst->details = dup_or_null(src->details);
-	dst->retried_for = dup_or_null(src->retried_for);
-	dst->worker = dup_or_null(src->worker);
-	dst->file = dup_or_null(src->file);
-	dst->line = src->line;
 }
 
 static const char *phase_status(const struct aggregator *a,
@@ -657,31 +815,34 @@ struct report *aggregator_report(const struct aggregator *a)
 	struct sort_item *items = NULL;
 	struct phase_item *order = NULL;
 	unsigned *bad = NULL;
-	size_t i;
+	size_t i, n = 0;
 
 	rep->run = xstrdup(a->run);
 	rep->tasks_expected = a->tasks_expected;
 	rep->tasks_seen = (unsigned)a->ntasks;
 
-	/* Tests, sorted by phase order then id. */
+	/* Tests, decided now, sorted by phase order then id. */
 	items = xcalloc(a->ntests ? a->ntests : 1, sizeof(*items));
 	bad = xcalloc(a->nphases ? a->nphases : 1, sizeof(*bad));
 	for (i = 0; i < a->ntests; i++) {
 		const struct agg_test *at = &a->tests[i];
+		struct sort_item *it = &items[n];
 
-		items[i].at = at;
-		items[i].rank = phase_rank(a, at->phase);
-		rep->totals[at->t.outcome]++;
+		if (final_test(a, at, &it->t) < 0)
+			continue;
+		it->phase = at->phase;
+		it->rank = phase_rank(a, at->phase);
+		rep->totals[it->t.outcome]++;
 		rep->ntotal++;
-		if (at->t.outcome == OUTCOME_FAILED ||
-		    at->t.outcome == OUTCOME_ERROR)
+		if (is_bad(it->t.outcome))
 			bad[at->phase]++;
+		n++;
 	}
-	qsort(items, a->ntests, sizeof(*items), sort_item_cmp);
-	rep->tests = xcalloc(a->ntests ? a->ntests : 1, sizeof(*rep->tests));
-	rep->ntests = a->ntests;
-	for (i = 0; i < a->ntests; i++)
-		copy_test(&rep->tests[i], &items[i].at->t);
+	qsort(items, n, sizeof(*items), sort_item_cmp);
+	rep->tests = xcalloc(n ? n : 1, sizeof(*rep->tests));
+	rep->ntests = n;
+	for (i = 0; i < n; i++)
+		rep->tests[i] = items[i].t;
 
 	/* Phases, in report order (ranks are distinct). */
 	order = xcalloc(a->nphases ? a->nphases : 1, sizeof(*order));
@@ -703,7 +864,7 @@ struct report *aggregator_report(const struct aggregator *a)
 		rp->required = p->required;
 		rp->tasks = p->tasks;
 		rp->duration_s =
-		    p->tasks > 0 && p->end > p->start ? p->end - p->start : 0;
+		    p->has_times && p->end > p->start ? p->end - p->start : 0;
 	}
 
 	/* Issues, in arrival order. */
@@ -723,10 +884,12 @@ struct report *aggregator_report(const struct aggregator *a)
 		d->worker = dup_or_null(s->worker);
 	}
 
-	rep->started_at = a->set_started > 0 ? a->set_started
-					     : (a->ntasks ? a->min_start : 0);
-	rep->finished_at = a->set_finished > 0 ? a->set_finished
-					       : (a->ntasks ? a->max_end : 0);
+	rep->started_at = a->set_started > 0
+			      ? a->set_started
+			      : (a->has_times ? a->min_start : 0);
+	rep->finished_at = a->set_finished > 0
+			       ? a->set_finished
+			       : (a->has_times ? a->max_end : 0);
 	if (rep->finished_at < rep->started_at)
 		rep->finished_at = rep->started_at;
 

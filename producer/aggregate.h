@@ -17,9 +17,9 @@ struct report_test {
 	enum outcome outcome;
 	uint32_t attempts;
 	double duration_s;
-	char *message;      /* first line, or NULL */
-	char *details;      /* long failure text, or NULL */
-	char *retried_for;  /* transient reason of an earlier attempt, or NULL */
+	char *message;	   /* first line, or NULL */
+	char *details;	   /* long failure text, or NULL */
+	char *retried_for; /* transient reason of an earlier attempt, or NULL */
 	char *worker;
 	char *file;
 	uint32_t line;
@@ -27,7 +27,7 @@ struct report_test {
 
 struct report_phase {
 	char *name;
-	char *status;       /* passed | failed | error | skipped | cancelled */
+	char *status; /* passed | failed | error | skipped | cancelled */
 	int required;
 	double duration_s;
 	unsigned tasks;
@@ -37,28 +37,28 @@ struct report_phase {
  * system-out: its status, message and captured output. */
 struct report_task_issue {
 	char *task;
-	char *status;       /* task_status_name(): crashed, timeout, ... */
-	char *message;      /* one line */
-	char *output;       /* captured output, or NULL */
-	char *suite;        /* the task's suite and phase (JUnit puts the */
-	char *phase;        /* output in that suite's system-err) */
+	char *status;  /* task_status_name(): crashed, timeout, ... */
+	char *message; /* one line */
+	char *output;  /* captured output, or NULL */
+	char *suite;   /* the task's suite and phase (JUnit puts the */
+	char *phase;   /* output in that suite's system-err) */
 	char *worker;
 };
 
 struct report {
 	char *run;
-	char *status;       /* passed | failed | error | cancelled */
-	double started_at;  /* unix seconds */
+	char *status;	   /* passed | failed | error | cancelled */
+	double started_at; /* unix seconds */
 	double finished_at;
 	unsigned totals[OUTCOME_COUNT];
-	unsigned ntotal;    /* sum of totals */
+	unsigned ntotal; /* sum of totals */
 	struct report_phase *phases;
 	size_t nphases;
-	struct report_test *tests;  /* in stable order: by phase, then id */
+	struct report_test *tests; /* in stable order: by phase, then id */
 	size_t ntests;
 	struct report_task_issue *issues;
 	size_t nissues;
-	unsigned tasks_expected;    /* 0 = unknown */
+	unsigned tasks_expected; /* 0 = unknown */
 	unsigned tasks_seen;
 };
 
@@ -75,16 +75,26 @@ void aggregator_expect_tasks(struct aggregator *a, unsigned tasks);
 void aggregator_set_times(struct aggregator *a, double started_at,
 			  double finished_at);
 void aggregator_set_cancelled(struct aggregator *a);
-/* Folds one task result in (borrowed; copied). A second result for a task
- * id already seen is ignored and counted as a duplicate; so is a second
- * result for a test id (the first is kept). Tests the task lists as
- * unfinished become "error" with the task's reason ("runner killed by
- * signal 11 (SIGSEGV) while running this test"), unless a later task (a
- * retry) brings a real result: that replaces the error, with attempts
- * bumped and retried_for set to the earlier reason. A task that did not
- * complete, or completed with unfinished tests, is also listed in
- * report.issues; one that failed naming no test at all makes the run
- * "error" (its tests cannot be accounted for). */
+/* Folds one result record in (borrowed; copied). A record is one attempt
+ * of some tests (docs/delivery.md); a second record for a task id already
+ * seen is ignored and counted as a duplicate. Per test, the result from
+ * the record with the highest attempt is final (the later record on a
+ * tie; a second real result at the same attempt also counts as a
+ * duplicate); "attempts" is the highest attempt of any record naming the
+ * test, and "retried_for" the final record's reason when attempts > 1.
+ * Tests a record lists as unfinished become "error" with the record's
+ * reason ("runner killed by signal 11 (SIGSEGV) while running this test",
+ * "worker lost"). Tests it lists as retrying are neither results nor
+ * unfinished: they are pending until a later attempt brings a result; if
+ * none ever does they are reported "error" ("retry never ran"), or left
+ * out when the run was cancelled. A test that failed and then passed on a
+ * --retries rerun (a record with rerun set) is "flaky"; one that passed
+ * after a transient retry stays "passed". A record that did not complete,
+ * or left tests unfinished, is listed in report.issues (unless it handed
+ * all that was left to follow-ups); one that failed naming no test at all
+ * makes the run "error" (its tests cannot be accounted for). The outcome
+ * of every test is decided by aggregator_report; the order of records
+ * only matters for ties. */
 void aggregator_add(struct aggregator *a, const struct task_result *r);
 unsigned aggregator_duplicates(const struct aggregator *a);
 /* Builds the report; the aggregator stays usable. Caller frees. */

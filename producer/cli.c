@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy.h"
 #include "shard.h"
 #include "xmalloc.h"
 
@@ -24,6 +25,8 @@ enum cli_opt {
 	OPT_RETRIES,
 	OPT_TIMEOUT,
 	OPT_MAXFAIL,
+	OPT_MAXATT,
+	OPT_RUNTIMEOUT,
 	OPT_MARK,
 	OPT_KEXPR,
 	OPT_PHASE,
@@ -31,6 +34,8 @@ enum cli_opt {
 	OPT_JSON,
 	OPT_MARKDOWN,
 	OPT_DETACH,
+	OPT_DRYRUN,
+	OPT_NOCACHE,
 	OPT_QUIET,
 	OPT_VERBOSE,
 	OPT_NOCOLOR,
@@ -47,7 +52,7 @@ enum cli_opt {
 #define ON_CANCEL (1u << CLI_CANCEL)
 #define ON_SERVE (1u << CLI_SERVE)
 #define ON_RUNLIKE (ON_RUN | ON_SUBMIT)
-#define ON_LATER (ON_CANCEL | ON_SERVE)
+#define ON_LATER ON_SERVE /* not implemented yet: takes anything */
 #define ON_ALL 0xffffu
 
 struct cli_option {
@@ -69,6 +74,8 @@ static const struct cli_option cli_options[OPT_COUNT] = {
     [OPT_RETRIES] = {"retries", 0, 1, ON_RUNLIKE | ON_LATER},
     [OPT_TIMEOUT] = {"timeout", 0, 1, ON_RUNLIKE | ON_LATER},
     [OPT_MAXFAIL] = {"max-failures", 0, 1, ON_RUNLIKE | ON_LATER},
+    [OPT_MAXATT] = {"max-attempts", 0, 1, ON_RUNLIKE | ON_LATER},
+    [OPT_RUNTIMEOUT] = {"run-timeout", 0, 1, ON_RUNLIKE | ON_LATER},
     [OPT_MARK] = {NULL, 'm', 1, ON_RUNLIKE | ON_LATER},
     [OPT_KEXPR] = {NULL, 'k', 1, ON_RUNLIKE | ON_LATER},
     [OPT_PHASE] = {"phase", 0, 1, ON_RUNLIKE | ON_LATER},
@@ -77,6 +84,8 @@ static const struct cli_option cli_options[OPT_COUNT] = {
     [OPT_MARKDOWN] = {"markdown", 0, 1,
 		      ON_RUNLIKE | ON_WATCH | ON_REPORT | ON_LATER},
     [OPT_DETACH] = {"detach", 0, 0, ON_RUNLIKE | ON_LATER},
+    [OPT_DRYRUN] = {"dry-run", 0, 0, ON_RUNLIKE | ON_LATER},
+    [OPT_NOCACHE] = {"no-cache", 0, 0, ON_RUN | ON_LATER},
     [OPT_QUIET] = {"quiet", 'q', 0, ON_ALL},
     [OPT_VERBOSE] = {"verbose", 'v', 0, ON_ALL},
     [OPT_NOCOLOR] = {"no-color", 0, 0, ON_ALL},
@@ -165,6 +174,12 @@ static int cli_set(struct cli *c, enum cli_opt id, const char *spelled,
 	case OPT_MAXFAIL:
 		return cli_number(spelled, val, 0, INT_MAX, &c->max_failures,
 				  err, errlen);
+	case OPT_MAXATT:
+		return cli_number(spelled, val, 1, POLICY_ATTEMPTS_LIMIT,
+				  &c->max_attempts, err, errlen);
+	case OPT_RUNTIMEOUT:
+		return cli_number(spelled, val, 0, 366L * 24 * 3600,
+				  &c->run_timeout_s, err, errlen);
 	case OPT_MARK:
 		c->mark = val;
 		return 0;
@@ -185,6 +200,12 @@ static int cli_set(struct cli *c, enum cli_opt id, const char *spelled,
 		return 0;
 	case OPT_DETACH:
 		c->detach = 1;
+		return 0;
+	case OPT_DRYRUN:
+		c->dry_run = 1;
+		return 0;
+	case OPT_NOCACHE:
+		c->no_cache = 1;
 		return 0;
 	case OPT_QUIET:
 		c->quiet = 1;
@@ -276,6 +297,7 @@ int cli_parse(int argc, char **argv, struct cli *c, char *err, size_t errlen)
 	memset(c, 0, sizeof(*c));
 	memset(seen, 0, sizeof(seen));
 	c->workers = c->retries = c->timeout_s = c->max_failures = -1;
+	c->max_attempts = c->run_timeout_s = -1;
 	for (i = 1; i < argc; i++) {
 		char *a = argv[i];
 
@@ -440,7 +462,10 @@ void cli_usage(FILE *out)
 	      "  report RUN             rebuild a run's report from Redis\n"
 	      "  status [RUN]           recent runs, or one run and the live "
 	      "workers\n"
-	      "  cancel RUN, serve      not implemented yet\n"
+	      "  cancel RUN             stop a run: queued tasks never start, "
+	      "running ones\n"
+	      "                         are killed\n"
+	      "  serve                  not implemented yet\n"
 	      "\n"
 	      "Run options (run, submit):\n"
 	      "  --redis URL            redis://[user:pass@]host:port/db or "
@@ -453,14 +478,27 @@ void cli_usage(FILE *out)
 	      "  --runner NAME          pytest (the only runner so far)\n"
 	      "  --shard MODE           auto | file | test | count:N "
 	      "(default auto)\n"
-	      "  --retries N            reruns of failed tests (default 0)\n"
+	      "  --retries N            reruns of failed tests; a test that "
+	      "then passes is\n"
+	      "                         flaky (default 0)\n"
 	      "  --timeout SEC          per-task timeout (0 = none)\n"
-	      "  --max-failures N       stop after N failures (0 = off)\n"
+	      "  --max-failures N       cancel the run after N failed tests "
+	      "(0 = off)\n"
+	      "  --max-attempts N       attempts of a test failing for "
+	      "transient reasons\n"
+	      "                         (default: retry.max_attempts, else 3)\n"
+	      "  --run-timeout SEC      cancel the run after SEC seconds "
+	      "(0 = none)\n"
 	      "  -m EXPR, -k EXPR       pytest marker / keyword selection\n"
 	      "  --phase NAME           run one phase of the config\n"
 	      "  --pytest CMD           pytest command (default: "
 	      "TESTFLEET_PYTEST or pytest)\n"
 	      "  --detach               print the run id and return\n"
+	      "  --dry-run              print the task plan (tests and "
+	      "estimates), queue\n"
+	      "                         nothing\n"
+	      "  --no-cache             local mode: no .testfleet cache "
+	      "folder (no history)\n"
 	      "\n"
 	      "Report options (run, watch, report):\n"
 	      "  --junit FILE, --json FILE, --markdown FILE\n"
@@ -478,7 +516,10 @@ void cli_usage(FILE *out)
 	      "\n"
 	      "Exit codes: 0 passed, 1 tests failed, 2 usage or configuration "
 	      "error,\n"
-	      "3 infrastructure error, 4 cancelled or interrupted.\n"
+	      "3 infrastructure error, 4 cancelled, run timeout or "
+	      "interrupted.\n"
+	      "cancel: 0 cancelled, 1 the run had already finished, 2 unknown "
+	      "run.\n"
 	      "See docs/cli.md for details.\n",
 	      out);
 }

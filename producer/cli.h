@@ -37,6 +37,8 @@ struct cli {
 	long retries;	      /* --retries, >= 0 */
 	long timeout_s;	      /* --timeout, >= 0 (0 = none) */
 	long max_failures;    /* --max-failures, >= 0 (0 = off) */
+	long max_attempts;    /* --max-attempts, 1-100 */
+	long run_timeout_s;   /* --run-timeout, >= 0 (0 = none) */
 	const char *mark;     /* -m */
 	const char *kexpr;    /* -k */
 	const char *phase;    /* --phase */
@@ -44,6 +46,8 @@ struct cli {
 	const char *json;     /* --json FILE */
 	const char *markdown; /* --markdown FILE */
 	int detach;	      /* --detach */
+	int dry_run;	      /* --dry-run: print the plan, queue nothing */
+	int no_cache;	      /* --no-cache: local mode keeps no cache */
 	int quiet;	      /* -q/--quiet */
 	int verbose;	      /* -v/--verbose, counted */
 	int no_color;	      /* --no-color */

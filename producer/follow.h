@@ -1,9 +1,10 @@
 /* follow.h -- reading a run's results stream (<prefix>:run:<id>:results):
  * following it live with blocking XREADs from its first entry to its "end"
  * entry -- reconnecting with backoff and resuming after the last entry seen
- * -- while task results go to the aggregator and progress events to a
- * one-line display; or replaying it as it stands, in pages, for `report`.
- * Owns the progress line. */
+ * (also across a Redis restart), cancelling the run when its run timeout
+ * passes -- while task results go to the aggregator and progress events to
+ * a one-line display with the estimated time left; or replaying it as it
+ * stands, in pages, for `report`. Owns the progress line. */
 #ifndef TF_FOLLOW_H
 #define TF_FOLLOW_H
 
@@ -14,6 +15,8 @@
 
 #include "aggregate.h"
 #include "redisurl.h"
+
+struct run_estimates;
 
 enum follow_progress {
 	FOLLOW_PROGRESS_NONE, /* quiet */
@@ -35,6 +38,26 @@ struct follow_opts {
 	 * message in err to abandon the run, e.g. a local worker died. */
 	int (*check)(void *arg, char *err, size_t errlen);
 	void *check_arg;
+	/* Unix time at which the run is cancelled with reason "run-timeout"
+	 * (run_cancel), then followed to its "end" entry; 0 = never. */
+	double deadline;
+	/* The tasks' estimates (borrowed; NULL or empty = no estimate shown)
+	 * and the slots they share: the progress line then ends with
+	 * "~42s left", the estimate of the tasks (or shares of tasks, by
+	 * finished tests) not done yet plus a start-up for each task not
+	 * started, divided by the slots. */
+	const struct run_estimates *estimates;
+	unsigned slots;
+};
+
+#define FOLLOW_MAX_REASON 128
+
+/* How the stream ended, from its "end" entry. */
+struct follow_ending {
+	int ended;			/* an "end" entry was read */
+	double at;			/* its time (0 if none or unreadable) */
+	char reason[FOLLOW_MAX_REASON]; /* its "reason" field, cut to fit;
+					 * "" when absent (a normal end) */
 };
 
 enum follow_end {
@@ -46,17 +69,18 @@ enum follow_end {
 /* Follows the run from the start of its results stream to its "end"
  * entry, feeding every task result to agg. *c is the connection to use;
  * after a reconnect it is replaced (the caller frees whatever *c is at the
- * end). Malformed entries are skipped with a warning. *ended_at receives
- * the time in the "end" entry (0 if none). */
+ * end). A dropped connection, or a server still loading its data after a
+ * restart, is retried for up to a minute. Malformed entries are skipped
+ * with a warning. *end says how the stream ended (zeroed first). */
 enum follow_end follow_run(redisContext **c, const struct follow_opts *o,
-			   struct aggregator *agg, double *ended_at, char *err,
-			   size_t errlen);
+			   struct aggregator *agg, struct follow_ending *end,
+			   char *err, size_t errlen);
 
 /* Reads the stream as it stands (XRANGE, 1000 entries a page) into agg.
- * Returns 0 with *ended set when an "end" entry was found (and *ended_at
- * its time), or -1 with a message in err. */
+ * Returns 0 with *end filled (end->ended 0 while the run goes on), or -1
+ * with a message in err. */
 int follow_replay(redisContext *c, const char *prefix, const char *run,
-		  struct aggregator *agg, int *ended, double *ended_at,
-		  char *err, size_t errlen);
+		  struct aggregator *agg, struct follow_ending *end, char *err,
+		  size_t errlen);
 
 #endif

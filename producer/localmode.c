@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keys.h"
+#include "log.h"
 #include "proc.h"
 #include "xmalloc.h"
 
@@ -23,11 +25,17 @@ extern char **environ;
 #define LOCALMODE_PING_MS 5000
 #define LOCALMODE_WORKER_GRACE "1"
 #define LOCALMODE_STOP_MS 2000
+#define LOCALMODE_SAVE_MS 60000
 /* unix socket paths are limited to 107 bytes; keep TMPDIR well below. */
 #define LOCALMODE_MAX_TMPDIR 64
 
 struct localmode {
 	char *dir;   /* the private temporary directory */
+	char *cache; /* the cache folder, or NULL */
+	int save;    /* SAVE into the cache at the end */
+	/* The queue-side keys, dropped before the SAVE. */
+	char **drop;
+	size_t ndrop;
 	char *sock;  /* <dir>/redis.sock */
 	char *url;   /* unix://<sock> */
 	pid_t redis; /* -1 once reaped */
@@ -215,12 +223,29 @@ static int lm_wait_redis(struct localmode *lm, volatile sig_atomic_t *stop,
 static int lm_start_redis(struct localmode *lm, int verbose,
 			  enum localmode_error *why, char *err, size_t errlen)
 {
-	char *argv[] = {"redis-server", "--port",      "0",
-			"--unixsocket", lm->sock,      "--unixsocketperm",
-			"700",		"--save",      "",
-			"--appendonly", "no",	       "--dir",
-			lm->dir,	"--daemonize", "no",
-			"--loglevel",	"warning",     NULL};
+	/* With a cache the data file lives there (and is loaded at start);
+	 * the socket stays in the private directory, whose path is short
+	 * enough for a unix socket. */
+	char *argv[] = {"redis-server",
+			"--port",
+			"0",
+			"--unixsocket",
+			lm->sock,
+			"--unixsocketperm",
+			"700",
+			"--save",
+			"",
+			"--appendonly",
+			"no",
+			"--dir",
+			lm->cache != NULL ? lm->cache : lm->dir,
+			"--dbfilename",
+			LOCALMODE_CACHE_FILE,
+			"--daemonize",
+			"no",
+			"--loglevel",
+			"warning",
+			NULL};
 	struct proc_opts po = {0};
 	int fd = lm_log_fd(lm->dir, "redis.log", verbose);
 	int rc;
@@ -316,6 +341,139 @@ out:
 	return ret;
 }
 
+/* After redis-server died at start: when it had a cache file to load
+ * (unreadable, or from a newer redis-server), moves that file aside so the
+ * next start begins afresh. Returns 0 when it did, -1 when there is
+ * nothing to retry (the start failed for another reason). */
+static int lm_set_cache_aside(struct localmode *lm, const char *why)
+{
+	char *file, *bad;
+	int ret = -1;
+
+	if (lm->cache == NULL || lm->redis > 0)
+		return -1;
+	file = xasprintf("%s/%s", lm->cache, LOCALMODE_CACHE_FILE);
+	bad = xasprintf("%s.bad", file);
+	if (access(file, F_OK) == 0 && rename(file, bad) == 0) {
+		log_warn("%s; moved the local cache aside to %s and starting "
+			 "without it",
+			 why, bad);
+		ret = 0;
+	}
+	free(bad);
+	free(file);
+	return ret;
+}
+
+static int lm_write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	size_t len = strlen(text);
+	int ok;
+
+	if (fd < 0)
+		return errno == EEXIST ? 0 : -1;
+	ok = write(fd, text, len) == (ssize_t)len;
+	if (close(fd) < 0)
+		ok = 0;
+	return ok ? 0 : -1;
+}
+
+char *localmode_cache_dir(const char *root, int create, char *err,
+			  size_t errlen)
+{
+	char *dir = xasprintf("%s/%s", root, LOCALMODE_CACHE_NAME);
+	char *path = NULL;
+	struct stat st;
+
+	if (lstat(dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "%s is not a directory", dir);
+			goto fail;
+		}
+		if (!create)
+			return dir;
+	} else if (!create) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		goto fail;
+	} else if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir,
+			 strerror(errno));
+		goto fail;
+	}
+	/* Like .pytest_cache: ignored by git, skipped by backup tools. */
+	path = xasprintf("%s/.gitignore", dir);
+	if (lm_write_file(path, "# Created by testfleet automatically.\n*\n") <
+	    0) {
+		snprintf(err, errlen, "cannot write %s: %s", path,
+			 strerror(errno));
+		goto fail;
+	}
+	free(path);
+	path = xasprintf("%s/CACHEDIR.TAG", dir);
+	if (lm_write_file(path,
+			  "Signature: 8a477f597d28d172789f06886806bc55\n"
+			  "# This file is a cache directory tag created by "
+			  "testfleet.\n"
+			  "# For information about cache directory tags, see:\n"
+			  "#\thttps://bford.info/cachedir/spec.html\n") < 0) {
+		snprintf(err, errlen, "cannot write %s: %s", path,
+			 strerror(errno));
+		goto fail;
+	}
+	free(path);
+	return dir;
+fail:
+	free(path);
+	free(dir);
+	return NULL;
+}
+
+/* SAVE into the cache folder, while redis-server still runs. */
+static void lm_save(struct localmode *lm)
+{
+	struct timeval tv = {LOCALMODE_SAVE_MS / 1000, 0};
+	redisContext *c = redisConnectUnixWithTimeout(lm->sock, tv);
+	redisReply *r = NULL;
+
+	if (c == NULL || c->err != 0) {
+		log_warn("could not save the local cache in %s: %s", lm->cache,
+			 c != NULL ? c->errstr : "out of memory");
+		goto out;
+	}
+	redisSetTimeout(c, tv);
+	/* Only the history and the runs are worth keeping: a task left in a
+	 * queue (an interrupted run's), a pending retry or the worker's
+	 * heartbeat must not come back to life in the next run. */
+	if (lm->ndrop > 0) {
+		const char **argv = xcalloc(lm->ndrop + 1, sizeof(*argv));
+		size_t i;
+
+		argv[0] = "DEL";
+		for (i = 0; i < lm->ndrop; i++)
+			argv[i + 1] = lm->drop[i];
+		r = redisCommandArgv(c, (int)lm->ndrop + 1, argv, NULL);
+		free(argv);
+		if (r == NULL) {
+			log_warn("could not save the local cache in %s: %s",
+				 lm->cache, c->errstr);
+			goto out;
+		}
+		freeReplyObject(r);
+	}
+	r = redisCommand(c, "SAVE");
+	if (r == NULL || r->type == REDIS_REPLY_ERROR)
+		log_warn("could not save the local cache in %s: %s", lm->cache,
+			 r != NULL && r->str ? r->str
+			 : c->errstr[0]	     ? c->errstr
+					     : "no reply");
+out:
+	if (r != NULL)
+		freeReplyObject(r);
+	if (c != NULL)
+		redisFree(c);
+}
+
 struct localmode *localmode_start(const struct localmode_opts *o,
 				  enum localmode_error *why, char *err,
 				  size_t errlen)
@@ -341,14 +499,32 @@ struct localmode *localmode_start(const struct localmode_opts *o,
 	lm->dir = tmpl;
 	lm->sock = xasprintf("%s/redis.sock", lm->dir);
 	lm->url = xasprintf("unix://%s", lm->sock);
+	if (o->cache_dir != NULL) {
+		size_t i;
+
+		lm->cache = xstrdup(o->cache_dir);
+		lm->save = !o->no_worker;
+		lm->drop = xcalloc(o->nqueues + 2, sizeof(*lm->drop));
+		for (i = 0; i < o->nqueues; i++)
+			lm->drop[lm->ndrop++] =
+			    key_queue(o->prefix, o->queues[i]);
+		lm->drop[lm->ndrop++] = key_delayed(o->prefix);
+		lm->drop[lm->ndrop++] = key_workers(o->prefix);
+	}
 	/* Orphans of our children (a runner whose worker was killed) come
 	 * to us, so the teardown can find and stop them. */
 	proc_become_subreaper();
 	if (lm_start_redis(lm, o->verbose, why, err, errlen) < 0)
 		goto fail;
-	if (lm_wait_redis(lm, o->stop, why, err, errlen) < 0)
-		goto fail;
-	if (lm_start_worker(lm, o, why, err, errlen) < 0)
+	if (lm_wait_redis(lm, o->stop, why, err, errlen) < 0) {
+		if (lm_set_cache_aside(lm, err) < 0)
+			goto fail;
+		if (lm_start_redis(lm, o->verbose, why, err, errlen) < 0)
+			goto fail;
+		if (lm_wait_redis(lm, o->stop, why, err, errlen) < 0)
+			goto fail;
+	}
+	if (!o->no_worker && lm_start_worker(lm, o, why, err, errlen) < 0)
 		goto fail;
 	return lm;
 fail:
@@ -404,6 +580,9 @@ void localmode_stop(struct localmode *lm)
 	if (lm->worker > 0)
 		proc_stop(lm->worker, LOCALMODE_STOP_MS);
 	lm->worker = -1;
+	/* The cache is what the next run is scheduled from. */
+	if (lm->save && lm->redis > 0)
+		lm_save(lm);
 	if (lm->redis > 0)
 		proc_stop(lm->redis, LOCALMODE_STOP_MS);
 	lm->redis = -1;
@@ -412,8 +591,12 @@ void localmode_stop(struct localmode *lm)
 	proc_kill_children(LOCALMODE_STOP_MS);
 	if (lm->dir != NULL)
 		lm_remove_tree(lm->dir);
+	for (size_t i = 0; i < lm->ndrop; i++)
+		free(lm->drop[i]);
+	free(lm->drop);
 	free(lm->url);
 	free(lm->sock);
+	free(lm->cache);
 	free(lm->dir);
 	free(lm);
 }

@@ -1,5 +1,5 @@
 /* main.c -- bin/testfleet: parses the command line, loads the config, and
- * drives each command (run, submit, watch, report, status) through the
+ * drives each command (run, submit, watch, report, status, cancel) through the
  * producer's modules; the one place that prints errors and picks the exit
  * code (DESIGN section 2: 0 passed, 1 failed, 2 usage or configuration, 3
  * infrastructure, 4 cancelled). */
@@ -20,9 +20,11 @@
 #include "config.h"
 #include "discover.h"
 #include "follow.h"
+#include "history.h"
 #include "keys.h"
 #include "localmode.h"
 #include "log.h"
+#include "policy.h"
 #include "redisconn.h"
 #include "redisurl.h"
 #include "report.h"
@@ -97,11 +99,16 @@ struct main_job {
 	const char *mark;
 	const char *kexpr;
 	unsigned timeout_s;
+	unsigned reruns; /* --retries budget */
 	const char *shard;
 	const struct kv *env;
 	size_t nenv;
 	struct discover_result disc;
 	struct shard_plan plan;
+	double *est;	  /* per id: history's estimate, -1 = unknown */
+	size_t nknown;	  /* ids with an estimate */
+	double unknown_s; /* what the unknown ones count (the median) */
+	char fp[HISTORY_FP_LEN + 1]; /* the history's fingerprint */
 };
 
 static void main_install_signals(void)
@@ -374,6 +381,14 @@ static enum follow_progress main_progress_mode(const struct main_ctx *ctx)
 
 /* ---- run and submit ---------------------------------------------------- */
 
+static double main_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* The absolute, resolved form of dir (relative to base when relative).
  * NULL when it does not exist. */
 static char *main_abs_dir(const char *base, const char *dir)
@@ -395,6 +410,7 @@ static void main_job_release(struct main_job *j)
 {
 	discover_result_release(&j->disc);
 	shard_plan_release(&j->plan);
+	free(j->est);
 	free(j->cwd);
 }
 
@@ -413,6 +429,12 @@ static int main_job_settings(struct main_ctx *ctx, struct main_job *j,
 		j->timeout_s = s->timeout_s;
 	else if (ctx->have_conf)
 		j->timeout_s = ctx->conf.timeout_s;
+	if (cli->retries >= 0)
+		j->reruns = (unsigned)cli->retries;
+	else if (s != NULL && s->retries >= 0)
+		j->reruns = (unsigned)s->retries;
+	else if (ctx->have_conf && ctx->conf.retries > 0)
+		j->reruns = (unsigned)ctx->conf.retries;
 	j->shard = cli->shard;
 	if (j->shard == NULL && s != NULL)
 		j->shard = s->shard;
@@ -673,21 +695,97 @@ static struct run_phase_decl *main_phases(const struct main_ctx *ctx,
 	return v;
 }
 
+/* One line on stderr saying why a run was cancelled, from the reason of
+ * its "end" entry (or of its hash): "run cancelled by testfleet cancel",
+ * "run cancelled (max-failures: 5 tests failed)". */
+static void main_say_cancelled(const char *reason, const struct run_info *ri)
+{
+	const char *limit = run_info_get(ri, "run_timeout");
+
+	if (reason == NULL || reason[0] == '\0')
+		reason = run_info_get(ri, "reason");
+	if (reason == NULL || reason[0] == '\0')
+		main_error("run cancelled");
+	else if (strcmp(reason, "cancelled") == 0)
+		main_error("run cancelled by testfleet cancel");
+	else if (strncmp(reason, "max-failures", 12) == 0 ||
+		 strncmp(reason, "max failures", 12) == 0)
+		main_error("run cancelled (max-failures: %u test%s failed)",
+			   ri->tests_failed, ri->tests_failed == 1 ? "" : "s");
+	else if (strcmp(reason, "run-timeout") == 0)
+		main_error("run cancelled (run-timeout: %ss passed)",
+			   limit != NULL ? limit : "?");
+	else
+		main_error("run cancelled (%s)", reason);
+}
+
+/* Whether the run ended cancelled: its "end" entry gives a reason, or the
+ * hash says so. */
+static int main_is_cancelled(const struct follow_ending *e,
+			     const struct run_info *ri)
+{
+	return (e->ended && e->reason[0] != '\0') ||
+	       (ri->status != NULL && strcmp(ri->status, "cancelled") == 0);
+}
+
+static unsigned main_field_uint(const struct run_info *ri, const char *field)
+{
+	const char *v = run_info_get(ri, field);
+	char *end;
+	unsigned long n;
+
+	if (v == NULL)
+		return 0;
+	n = strtoul(v, &end, 10);
+	return end == v || *end != '\0' || n > UINT_MAX ? 0 : (unsigned)n;
+}
+
+/* After a run has ended (or a local run was interrupted): folds its
+ * durations into the history (once per run) and lets its keys expire.
+ * Failures are warnings (debug messages when quiet_errors: `report` may
+ * run with a read-only Redis user); the report does not depend on them. */
+static void main_remember(const struct main_ctx *ctx, redisContext *c,
+			  const char *run, const struct run_info *ri,
+			  const struct report *rep, int quiet_errors)
+{
+	char err[1024];
+	long n;
+
+	n = history_record_run(c, ctx->prefix, run,
+			       run_info_get(ri, HISTORY_RUN_FIELD), rep,
+			       (long long)time(NULL), err, sizeof(err));
+	if (n < 0)
+		log_msg(quiet_errors ? LOG_DEBUG : LOG_WARN,
+			"duration history not updated: %s", err);
+	else if (n > 0)
+		log_debug("duration history: %ld test%s of run %s recorded", n,
+			  n == 1 ? "" : "s", run);
+	if (run_expire(c, ctx->prefix, run, RUN_RETENTION_S, err, sizeof(err)) <
+	    0)
+		log_msg(quiet_errors ? LOG_DEBUG : LOG_WARN,
+			"run %s will not expire: %s", run, err);
+}
+
 /* The follow-and-report half of run, shared with watch. Returns the exit
  * code. lm is the local mode instance (NULL when remote); it is torn down
- * here, before the report is printed. */
+ * here, after the history is saved and before the report is printed. */
 static int main_follow(struct main_ctx *ctx, redisContext **c, const char *run,
 		       struct localmode **lm)
 {
-	struct run_info ri;
+	struct run_info ri, fin;
 	struct follow_opts fo;
+	struct follow_ending ending;
+	struct run_estimates est;
 	struct aggregator *agg = NULL;
 	struct report *rep = NULL;
 	enum follow_end end;
-	double ended_at = 0;
+	const struct run_info *last = NULL;
+	unsigned run_timeout;
 	char err[1024];
-	int rc, code = EXIT_INFRA;
+	int rc, code = EXIT_INFRA, have_fin = 0, cancelled = 0;
 
+	memset(&fin, 0, sizeof(fin));
+	memset(&est, 0, sizeof(est));
 	rc = run_load(*c, ctx->prefix, run, &ri, err, sizeof(err));
 	if (rc != 0) {
 		if (rc > 0) {
@@ -700,6 +798,10 @@ static int main_follow(struct main_ctx *ctx, redisContext **c, const char *run,
 	}
 	agg = aggregator_new(run);
 	run_info_declare(&ri, agg);
+	/* Without estimates the progress line simply shows no time left. */
+	if (run_load_estimates(*c, ctx->prefix, run, &est, err, sizeof(err)) <
+	    0)
+		log_debug("no estimates for the progress line: %s", err);
 	memset(&fo, 0, sizeof(fo));
 	fo.prefix = ctx->prefix;
 	fo.run = run;
@@ -710,11 +812,62 @@ static int main_follow(struct main_ctx *ctx, redisContext **c, const char *run,
 	fo.progress = main_progress_mode(ctx);
 	fo.progress_out = stderr;
 	fo.stop = &main_stop;
+	fo.estimates = &est;
+	fo.slots = main_field_uint(&ri, "slots");
+	/* Whoever follows the run enforces its run timeout (submit stored
+	 * it; the cancel script makes a second cancel a no-op). */
+	run_timeout = main_field_uint(&ri, "run_timeout");
+	if (run_timeout > 0 && ri.created_at > 0)
+		fo.deadline = ri.created_at + run_timeout;
 	if (*lm != NULL) {
 		fo.check = localmode_check;
 		fo.check_arg = *lm;
 	}
-	end = follow_run(c, &fo, agg, &ended_at, err, sizeof(err));
+	end = follow_run(c, &fo, agg, &ending, err, sizeof(err));
+	if (end == FOLLOW_STOPPED && *lm != NULL) {
+		/* Ctrl-C in local mode: cancel the run in Redis first, so the
+		 * local worker kills its tasks at once, then read back
+		 * everything that landed before the cancel. */
+		char why[512];
+		struct aggregator *all;
+
+		if (run_cancel(*c, ctx->prefix, run, "interrupted", why,
+			       sizeof(why)) < 0) {
+			main_error("%s", why);
+		} else {
+			all = aggregator_new(run);
+			run_info_declare(&ri, all);
+			if (follow_replay(*c, ctx->prefix, run, all, &ending,
+					  why, sizeof(why)) == 0) {
+				aggregator_free(agg);
+				agg = all;
+			} else {
+				main_error("%s", why);
+				aggregator_free(all);
+			}
+		}
+	}
+	/* The hash as it ended (status, reason, counters), while Redis is
+	 * still there. */
+	if (end == FOLLOW_DONE &&
+	    run_load(*c, ctx->prefix, run, &fin, err, sizeof(err)) == 0)
+		have_fin = 1;
+	last = have_fin ? &fin : &ri;
+	/* The report, and what the next run learns from it, before local
+	 * mode (and its Redis) goes away. */
+	if (end == FOLLOW_DONE || (end == FOLLOW_STOPPED && *lm != NULL)) {
+		if (end == FOLLOW_STOPPED) {
+			aggregator_set_cancelled(agg);
+		} else if (main_is_cancelled(&ending, last)) {
+			aggregator_set_cancelled(agg);
+			cancelled = 1;
+		}
+		aggregator_set_times(agg, ri.created_at,
+				     ending.at > 0 ? ending.at
+						   : last->finished_at);
+		rep = aggregator_report(agg);
+		main_remember(ctx, *c, run, last, rep, 0);
+	}
 	/* Local mode ends here, whatever happened, before any output. */
 	localmode_stop(*lm);
 	*lm = NULL;
@@ -729,19 +882,15 @@ static int main_follow(struct main_ctx *ctx, redisContext **c, const char *run,
 			code = EXIT_CANCELLED;
 			goto out;
 		}
-		main_error("interrupted; local run %s stopped", run);
-		aggregator_set_cancelled(agg);
+		main_error("interrupted; local run %s cancelled", run);
 		break;
 	case FOLLOW_ERROR:
 		main_error("%s", err);
 		code = EXIT_INFRA;
 		goto out;
 	}
-	if (ri.status != NULL && strcmp(ri.status, "cancelled") == 0)
-		aggregator_set_cancelled(agg);
-	aggregator_set_times(agg, ri.created_at,
-			     ended_at > 0 ? ended_at : ri.finished_at);
-	rep = aggregator_report(agg);
+	if (cancelled)
+		main_say_cancelled(ending.reason, last);
 	code = main_report(ctx, rep);
 	if (end == FOLLOW_STOPPED)
 		code = EXIT_CANCELLED;
@@ -749,9 +898,223 @@ out:
 	if (rep != NULL)
 		report_free(rep);
 	aggregator_free(agg);
+	if (have_fin)
+		run_info_release(&fin);
 	run_info_release(&ri);
 out_noinfo:
+	run_estimates_release(&est);
 	return code;
+}
+
+/* The run policy: the config's retry section, then the command line. */
+static int main_policy(const struct main_ctx *ctx, struct policy *p)
+{
+	const struct cli *cli = &ctx->cli;
+	const struct retry_conf *rc = &ctx->conf.retry;
+	const char *file = ctx->conf.path ? ctx->conf.path : "config";
+	char err[256];
+
+	policy_init(p);
+	if (ctx->have_conf) {
+		if (rc->max_attempts > 0)
+			p->max_attempts = (uint32_t)rc->max_attempts;
+		if (rc->has_transient &&
+		    policy_set_transient(p, rc->transient, rc->ntransient, err,
+					 sizeof(err)) < 0) {
+			main_error("%s: retry.transient: %s", file, err);
+			return EXIT_USAGE;
+		}
+		if (policy_add_transient(p, rc->transient_extra,
+					 rc->ntransient_extra, err,
+					 sizeof(err)) < 0) {
+			main_error("%s: retry.transient_extra: %s", file, err);
+			return EXIT_USAGE;
+		}
+		if (rc->backoff_base_ms >= 0)
+			p->backoff_base_ms = (uint32_t)rc->backoff_base_ms;
+		if (rc->backoff_cap_ms >= 0)
+			p->backoff_cap_ms = (uint32_t)rc->backoff_cap_ms;
+		/* A base above the default cap raises the cap with it. */
+		if (p->backoff_cap_ms < p->backoff_base_ms)
+			p->backoff_cap_ms = p->backoff_base_ms;
+		if (ctx->conf.retries > 0)
+			p->retries = (uint32_t)ctx->conf.retries;
+	}
+	if (cli->max_attempts > 0)
+		p->max_attempts = (uint32_t)cli->max_attempts;
+	if (cli->retries >= 0)
+		p->retries = (uint32_t)cli->retries;
+	if (cli->max_failures >= 0)
+		p->max_failures = (uint32_t)cli->max_failures;
+	return 0;
+}
+
+/* The cache folder of local mode: <project root>/.testfleet, the project
+ * root being the config file's directory, else the first suite's rootdir.
+ * NULL with --no-cache; NULL with a warning when it cannot be created (the
+ * run goes on without it); a dry run only reads an existing cache (NULL
+ * when there is none). Caller frees. */
+static char *main_cache_dir(const struct main_ctx *ctx,
+			    const struct main_job *jobs, int create)
+{
+	const char *root = ctx->have_conf ? ctx->conf_dir : jobs[0].disc.root;
+	char err[PATH_MAX + 256];
+	char *dir, *file;
+
+	if (ctx->cli.no_cache)
+		return NULL;
+	dir = localmode_cache_dir(root, create, err, sizeof(err));
+	if (dir == NULL) {
+		if (create)
+			log_warn("no cache, so no duration history: %s", err);
+		return NULL;
+	}
+	if (!create) {
+		file = xasprintf("%s/%s", dir, LOCALMODE_CACHE_FILE);
+		if (access(file, R_OK) != 0) {
+			free(dir);
+			dir = NULL;
+		}
+		free(file);
+	}
+	return dir;
+}
+
+/* Starts local mode (no_worker: only redis-server, to read the cache)
+ * and connects to it. Returns an exit code (0 = fine). */
+static int main_start_local(struct main_ctx *ctx, char **queues, size_t nq,
+			    unsigned slots, const char *cache, int no_worker,
+			    struct localmode **lm, redisContext **c)
+{
+	struct localmode_opts lo;
+	enum localmode_error why;
+	char err[1024];
+	int code;
+
+	memset(&lo, 0, sizeof(lo));
+	lo.slots = slots;
+	lo.prefix = ctx->prefix;
+	lo.pytest = ctx->pytest_str;
+	lo.queues = queues;
+	lo.nqueues = nq;
+	lo.verbose = ctx->cli.verbose > 0;
+	lo.stop = &main_stop;
+	lo.cache_dir = cache;
+	lo.no_worker = no_worker;
+	*lm = localmode_start(&lo, &why, err, sizeof(err));
+	if (*lm == NULL) {
+		main_error("%s", err);
+		return why == LOCALMODE_STOPPED ? EXIT_CANCELLED : EXIT_INFRA;
+	}
+	if (cache != NULL)
+		log_debug("local mode: cache in %s", cache);
+	if (redis_url_parse(localmode_url(*lm), &ctx->url, err, sizeof(err)) <
+	    0) {
+		main_error("%s", err);
+		return EXIT_INFRA;
+	}
+	ctx->have_url = 1;
+	*c = main_connect(ctx, &code);
+	return *c == NULL ? code : 0;
+}
+
+/* Reads the job's estimates from the history (c NULL: none) and shards
+ * it. A history that cannot be read is a warning: the run goes on with
+ * unknown durations. */
+static void main_plan_job(const struct main_ctx *ctx, redisContext *c,
+			  struct main_job *j, unsigned slots)
+{
+	struct shard_mode mode;
+	char err[1024];
+	size_t i;
+
+	history_fingerprint("pytest", j->disc.root, j->suite, j->fp);
+	j->est = xcalloc(j->disc.nids, sizeof(*j->est));
+	for (i = 0; i < j->disc.nids; i++)
+		j->est[i] = -1;
+	if (c != NULL) {
+		char *key = history_key(ctx->prefix, j->suite, j->fp);
+		long known = history_load(c, key, j->disc.ids, j->disc.nids,
+					  j->est, err, sizeof(err));
+
+		if (known < 0)
+			log_warn("suite %s: duration history not read: %s",
+				 j->suite, err);
+		else
+			j->nknown = (size_t)known;
+		free(key);
+	}
+	j->unknown_s = shard_unknown_estimate(j->est, j->disc.nids, NULL);
+	log_debug("suite %s: history %s:durations:%s:%s knows %zu of %zu "
+		  "tests; the others count %.3fs each",
+		  j->suite, ctx->prefix, j->suite, j->fp, j->nknown,
+		  j->disc.nids, j->unknown_s);
+	shard_mode_parse(j->shard, &mode, err, sizeof(err));
+	shard_plan_build(j->disc.ids, j->est, j->disc.nids, slots, mode,
+			 &j->plan);
+}
+
+/* The estimated wall time of every job's tasks, in queue order. */
+static double main_eta(const struct main_job *jobs, size_t njobs,
+		       unsigned slots)
+{
+	size_t n = 0, k = 0, i, t;
+	double *v, eta;
+
+	for (i = 0; i < njobs; i++)
+		n += jobs[i].plan.ntasks;
+	v = xcalloc(n ? n : 1, sizeof(*v));
+	for (i = 0; i < njobs; i++)
+		for (t = 0; t < jobs[i].plan.ntasks; t++)
+			v[k++] = jobs[i].plan.tasks[t].estimate_s;
+	eta = shard_eta(v, n, slots);
+	free(v);
+	return eta;
+}
+
+/* --dry-run: the plan on stdout, task by task in queue order (task ids as
+ * the run would number them), each test with its estimate; "~" marks an
+ * estimate that is not from the history (the median of the known ones,
+ * or the default). */
+static void main_print_plan(const struct main_job *jobs, size_t njobs,
+			    unsigned slots, double eta)
+{
+	size_t i, t, k, seq = 0, ntests = 0, ntasks = 0, nknown = 0;
+	char d[32];
+
+	for (i = 0; i < njobs; i++) {
+		ntests += jobs[i].disc.nids;
+		ntasks += jobs[i].plan.ntasks;
+		nknown += jobs[i].nknown;
+	}
+	shard_format_duration(eta, d, sizeof(d));
+	printf("plan: %zu test%s in %zu task%s, estimated %s on %u slot%s "
+	       "(history: %zu/%zu tests)\n",
+	       ntests, ntests == 1 ? "" : "s", ntasks, ntasks == 1 ? "" : "s",
+	       d, slots, slots == 1 ? "" : "s", nknown, ntests);
+	for (i = 0; i < njobs; i++) {
+		const struct main_job *j = &jobs[i];
+
+		printf("suite %s (phase %s, rootdir %s, history %zu/%zu, "
+		       "unknown tests count %.3fs)\n",
+		       j->suite, j->phase, j->disc.root, j->nknown,
+		       j->disc.nids, j->unknown_s);
+		for (t = 0; t < j->plan.ntasks; t++) {
+			const struct shard_task *st = &j->plan.tasks[t];
+
+			printf("t%05zu %.3fs %zu test%s\n", ++seq,
+			       st->estimate_s, st->ntests,
+			       st->ntests == 1 ? "" : "s");
+			for (k = 0; k < st->ntests; k++) {
+				size_t x = st->tests[k];
+				int known = j->est[x] >= 0;
+
+				printf("  %s%.3fs %s\n", known ? "" : "~",
+				       known ? j->est[x] : j->unknown_s,
+				       j->disc.ids[x]);
+			}
+		}
+	}
 }
 
 static int main_run(struct main_ctx *ctx, int submit)
@@ -759,30 +1122,43 @@ static int main_run(struct main_ctx *ctx, int submit)
 	const struct cli *cli = &ctx->cli;
 	struct main_job *jobs = NULL;
 	size_t njobs = 0, i, ntasks = 0, ntests = 0, nq = 0, nphases = 0;
+	size_t nknown = 0;
 	struct run_batch *batches = NULL;
 	struct run_phase_decl *phases = NULL;
 	struct localmode *lm = NULL;
 	struct run_spec spec;
+	struct policy policy;
 	redisContext *c = NULL;
-	char **queues = NULL;
-	char *run = NULL;
-	char err[1024];
+	char **queues = NULL, **suites = NULL, **roots = NULL;
+	char *run = NULL, *cache = NULL, *history = NULL;
+	char err[1024], eta_s[32];
 	unsigned slots = main_slots(ctx);
+	double eta;
 	int code = 0, tries;
+	long swept;
 
+	/* Settled first: a bad retry section is a usage error, and out:
+	 * releases it on every path. */
+	if ((code = main_policy(ctx, &policy)) != 0) {
+		policy_release(&policy);
+		return code;
+	}
 	if (cli->runner != NULL && strcmp(cli->runner, "pytest") != 0) {
 		main_error("--runner %s is not supported yet (only pytest)",
 			   cli->runner);
-		return EXIT_USAGE;
+		code = EXIT_USAGE;
+		goto out;
 	}
-	if ((submit || cli->detach) && !ctx->have_url) {
+	if ((submit || cli->detach) && !cli->dry_run && !ctx->have_url) {
 		main_error("%s needs --redis URL or TESTFLEET_REDIS_URL (a "
 			   "local-mode run ends with its producer)",
 			   submit ? "submit" : "--detach");
-		return EXIT_USAGE;
+		code = EXIT_USAGE;
+		goto out;
 	}
-	if (!submit && !cli->detach && (code = main_check_outputs(cli)) != 0)
-		return code;
+	if (!submit && !cli->detach && !cli->dry_run &&
+	    (code = main_check_outputs(cli)) != 0)
+		goto out;
 	if ((code = main_plan_jobs(ctx, &jobs, &njobs)) != 0)
 		goto out;
 	for (i = 0; i < njobs; i++) {
@@ -803,14 +1179,8 @@ static int main_run(struct main_ctx *ctx, int submit)
 	if (ctx->have_url && (c = main_connect(ctx, &code)) == NULL)
 		goto out;
 	for (i = 0; i < njobs; i++) {
-		struct shard_mode mode;
-
 		if ((code = main_discover(ctx, &jobs[i])) != 0)
 			goto out;
-		shard_mode_parse(jobs[i].shard, &mode, err, sizeof(err));
-		shard_plan_build(jobs[i].disc.ids, NULL, jobs[i].disc.nids,
-				 slots, mode, &jobs[i].plan);
-		ntasks += jobs[i].plan.ntasks;
 		ntests += jobs[i].disc.nids;
 	}
 	if (main_stop) {
@@ -820,34 +1190,34 @@ static int main_run(struct main_ctx *ctx, int submit)
 	}
 	queues = main_queues(jobs, njobs, &nq);
 	if (!ctx->have_url) {
-		struct localmode_opts lo;
-		enum localmode_error why;
-
-		memset(&lo, 0, sizeof(lo));
-		lo.slots = slots;
-		lo.prefix = ctx->prefix;
-		lo.pytest = ctx->pytest_str;
-		lo.queues = queues;
-		lo.nqueues = nq;
-		lo.verbose = cli->verbose > 0;
-		lo.stop = &main_stop;
-		lm = localmode_start(&lo, &why, err, sizeof(err));
-		if (lm == NULL) {
-			main_error("%s", err);
-			code = why == LOCALMODE_STOPPED ? EXIT_CANCELLED
-							: EXIT_INFRA;
-			goto out;
-		}
-		if (redis_url_parse(localmode_url(lm), &ctx->url, err,
-				    sizeof(err)) < 0) {
-			main_error("%s", err);
-			code = EXIT_INFRA;
-			goto out;
-		}
-		ctx->have_url = 1;
-		if ((c = main_connect(ctx, &code)) == NULL)
+		/* The history of local mode is in its cache: a run starts
+		 * everything, a dry run only a redis-server to read an
+		 * existing cache. */
+		cache = main_cache_dir(ctx, jobs, !cli->dry_run);
+		if ((!cli->dry_run || cache != NULL) &&
+		    (code = main_start_local(ctx, queues, nq, slots, cache,
+					     cli->dry_run, &lm, &c)) != 0)
 			goto out;
 	}
+	for (i = 0; i < njobs; i++) {
+		main_plan_job(ctx, c, &jobs[i], slots);
+		ntasks += jobs[i].plan.ntasks;
+		nknown += jobs[i].nknown;
+	}
+	eta = main_eta(jobs, njobs, slots);
+	shard_format_duration(eta, eta_s, sizeof(eta_s));
+	if (cli->dry_run) {
+		main_print_plan(jobs, njobs, slots, eta);
+		fflush(stdout);
+		code = EXIT_PASSED;
+		goto out;
+	}
+	/* Retention: a slice of the old runs goes with each new one. */
+	swept = run_sweep(c, ctx->prefix, main_now(), err, sizeof(err));
+	if (swept < 0)
+		log_warn("old runs not swept: %s", err);
+	else if (swept > 0)
+		log_debug("swept %ld old run%s", swept, swept == 1 ? "" : "s");
 	for (tries = 0;; tries++) {
 		int rc;
 
@@ -863,6 +1233,8 @@ static int main_run(struct main_ctx *ctx, int submit)
 			break;
 	}
 	batches = xcalloc(njobs, sizeof(*batches));
+	suites = xcalloc(njobs, sizeof(*suites));
+	roots = xcalloc(njobs, sizeof(*roots));
 	for (i = 0; i < njobs; i++) {
 		batches[i].suite = jobs[i].suite;
 		batches[i].phase = jobs[i].phase;
@@ -871,11 +1243,15 @@ static int main_run(struct main_ctx *ctx, int submit)
 		batches[i].mark = jobs[i].mark;
 		batches[i].kexpr = jobs[i].kexpr;
 		batches[i].timeout_s = jobs[i].timeout_s;
+		batches[i].reruns = jobs[i].reruns;
 		batches[i].env = jobs[i].env;
 		batches[i].nenv = jobs[i].nenv;
 		batches[i].ids = jobs[i].disc.ids;
 		batches[i].plan = &jobs[i].plan;
+		suites[i] = (char *)jobs[i].suite;
+		roots[i] = jobs[i].disc.root;
 	}
+	history = history_run_field("pytest", suites, roots, njobs);
 	phases = main_phases(ctx, jobs, njobs, &nphases);
 	memset(&spec, 0, sizeof(spec));
 	spec.prefix = ctx->prefix;
@@ -886,22 +1262,16 @@ static int main_run(struct main_ctx *ctx, int submit)
 	spec.nbatches = njobs;
 	spec.phases = phases;
 	spec.nphases = nphases;
-	spec.retries = cli->retries >= 0 ? (unsigned)cli->retries
-		       : ctx->have_conf && ctx->conf.retries > 0
-			   ? (unsigned)ctx->conf.retries
-			   : 0;
-	spec.max_failures =
-	    cli->max_failures >= 0 ? (unsigned)cli->max_failures : 0;
+	spec.policy = &policy;
 	spec.timeout_s = cli->timeout_s >= 0 ? (unsigned)cli->timeout_s : 0;
+	spec.run_timeout_s =
+	    cli->run_timeout_s >= 0 ? (unsigned)cli->run_timeout_s : 0;
+	spec.slots = slots;
+	spec.eta_s = eta;
+	spec.history = history;
 	if (run_create(c, &spec, err, sizeof(err)) < 0) {
 		main_error("%s", err);
 		code = EXIT_INFRA;
-		goto out;
-	}
-	if (submit || cli->detach) {
-		printf("%s\n", run);
-		fflush(stdout);
-		code = EXIT_PASSED;
 		goto out;
 	}
 	if (!cli->quiet) {
@@ -909,16 +1279,31 @@ static int main_run(struct main_ctx *ctx, int submit)
 			run, ntests, ntests == 1 ? "" : "s", ntasks,
 			ntasks == 1 ? "" : "s");
 		if (lm != NULL)
-			fprintf(stderr, " (local mode, %u slot%s)\n", slots,
-				slots == 1 ? "" : "s");
+			fprintf(stderr,
+				" (local mode, %u slot%s), estimated %s", slots,
+				slots == 1 ? "" : "s", eta_s);
 		else
-			fprintf(stderr, " queued\n");
+			fprintf(stderr, " queued, estimated %s on %u slot%s",
+				eta_s, slots, slots == 1 ? "" : "s");
+		fprintf(stderr, " (history: %zu/%zu tests)\n", nknown, ntests);
+		fflush(stderr);
+	}
+	/* submit and --detach: the id alone on stdout, for scripts. */
+	if (submit || cli->detach) {
+		printf("%s\n", run);
+		fflush(stdout);
+		code = EXIT_PASSED;
+		goto out;
 	}
 	code = main_follow(ctx, &c, run, &lm);
 out:
 	if (c != NULL)
 		redisFree(c);
 	localmode_stop(lm);
+	free(history);
+	free(roots);
+	free(suites);
+	free(cache);
 	free(phases);
 	free(batches);
 	free(queues);
@@ -926,6 +1311,7 @@ out:
 	for (i = 0; i < njobs; i++)
 		main_job_release(&jobs[i]);
 	free(jobs);
+	policy_release(&policy);
 	return code;
 }
 
@@ -948,24 +1334,16 @@ static int main_watch(struct main_ctx *ctx)
 	return code;
 }
 
-static double main_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int main_report_cmd(struct main_ctx *ctx)
 {
 	const char *run = ctx->cli.args[0];
 	struct aggregator *agg = NULL;
 	struct report *rep = NULL;
 	struct run_info ri;
+	struct follow_ending ending;
 	redisContext *c;
-	double ended_at = 0;
 	char err[1024];
-	int code, ended = 0, rc, running;
+	int code, rc, running;
 
 	if ((code = main_need_redis(ctx, "report")) != 0)
 		return code;
@@ -987,23 +1365,29 @@ static int main_report_cmd(struct main_ctx *ctx)
 	}
 	agg = aggregator_new(run);
 	run_info_declare(&ri, agg);
-	if (follow_replay(c, ctx->prefix, run, agg, &ended, &ended_at, err,
-			  sizeof(err)) < 0) {
+	if (follow_replay(c, ctx->prefix, run, agg, &ending, err, sizeof(err)) <
+	    0) {
 		main_error("%s", err);
 		code = EXIT_INFRA;
 		goto out;
 	}
-	running = !ended && strcmp(ri.status, "running") == 0;
-	if (strcmp(ri.status, "cancelled") == 0)
+	running = !ending.ended && strcmp(ri.status, "running") == 0;
+	if (main_is_cancelled(&ending, &ri)) {
 		aggregator_set_cancelled(agg);
+		main_say_cancelled(ending.reason, &ri);
+	}
 	aggregator_set_times(agg, ri.created_at,
-			     ended_at > 0	  ? ended_at
+			     ending.at > 0	  ? ending.at
 			     : ri.finished_at > 0 ? ri.finished_at
 						  : main_now());
 	if (running)
 		main_error("run %s is still running (%u/%u tasks done)", run,
 			   ri.tasks_done, ri.tasks_total);
 	rep = aggregator_report(agg);
+	/* A finished run: its durations are folded in if nobody did yet
+	 * (a submitted run nobody watched), and its keys' expiry renewed. */
+	if (!running)
+		main_remember(ctx, c, run, &ri, rep, 1);
 	code = main_report(ctx, rep);
 	if (running)
 		code = EXIT_INFRA;
@@ -1044,6 +1428,53 @@ static int main_status(struct main_ctx *ctx)
 	return EXIT_PASSED;
 }
 
+/* testfleet cancel RUN: 0 cancelled, 1 it had already finished, 2 no such
+ * run, 3 Redis trouble. */
+static int main_cancel(struct main_ctx *ctx)
+{
+	const char *run = ctx->cli.args[0];
+	struct run_info ri;
+	redisContext *c;
+	char err[1024];
+	int code, rc;
+
+	if ((code = main_need_redis(ctx, "cancel")) != 0)
+		return code;
+	if ((c = main_connect(ctx, &code)) == NULL)
+		return code;
+	rc = run_load(c, ctx->prefix, run, &ri, err, sizeof(err));
+	if (rc != 0) {
+		if (rc > 0) {
+			main_error("unknown run %s", run);
+			code = EXIT_USAGE;
+		} else {
+			main_error("%s", err);
+			code = EXIT_INFRA;
+		}
+		goto out;
+	}
+	run_info_release(&ri);
+	rc = run_cancel(c, ctx->prefix, run, "cancelled", err, sizeof(err));
+	if (rc < 0) {
+		main_error("%s", err);
+		code = EXIT_INFRA;
+	} else if (rc == 1) {
+		printf("cancelled %s\n", run);
+		code = EXIT_PASSED;
+	} else {
+		/* Read again: it may have ended between the two calls. */
+		rc = run_load(c, ctx->prefix, run, &ri, err, sizeof(err));
+		main_error("run %s already finished (status %s)", run,
+			   rc == 0 ? ri.status : "unknown");
+		if (rc == 0)
+			run_info_release(&ri);
+		code = EXIT_FAILED;
+	}
+out:
+	redisFree(c);
+	return code;
+}
+
 static int main_dispatch(struct main_ctx *ctx)
 {
 	switch (ctx->cli.cmd) {
@@ -1058,6 +1489,7 @@ static int main_dispatch(struct main_ctx *ctx)
 	case CLI_STATUS:
 		return main_status(ctx);
 	case CLI_CANCEL:
+		return main_cancel(ctx);
 	case CLI_SERVE:
 		main_error("%s is not implemented yet",
 			   cli_command_name(ctx->cli.cmd));

@@ -11,7 +11,10 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "history.h"
 #include "keys.h"
+#include "redisconn.h"
+#include "scripts.h"
 #include "xmalloc.h"
 
 /* Tasks XADDed before their replies are read: large enough to hide the
@@ -160,6 +163,15 @@ static char *run_suites_field(const struct run_spec *s)
 	return buf_detach(&b, NULL);
 }
 
+char *run_key_estimates(const char *prefix, const char *run)
+{
+	char *base = key_run(prefix, run);
+	char *key = xasprintf("%s:est", base);
+
+	free(base);
+	return key;
+}
+
 /* Reads n pipelined replies; the first error wins but all are read so
  * the connection stays in step. */
 static int run_read_replies(redisContext *c, size_t n, const char *key,
@@ -172,12 +184,12 @@ static int run_read_replies(redisContext *c, size_t n, const char *key,
 		redisReply *r = NULL;
 
 		if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
-			snprintf(err, errlen, "redis: XADD %s: %s", key,
+			snprintf(err, errlen, "redis: queueing to %s: %s", key,
 				 c->errstr[0] ? c->errstr : "connection lost");
 			return -1;
 		}
 		if (r->type == REDIS_REPLY_ERROR && ret == 0) {
-			snprintf(err, errlen, "redis: XADD %s: %s", key,
+			snprintf(err, errlen, "redis: queueing to %s: %s", key,
 				 r->str ? r->str : "error");
 			ret = -1;
 		}
@@ -186,13 +198,54 @@ static int run_read_replies(redisContext *c, size_t n, const char *key,
 	return ret;
 }
 
+/* The estimates of the tasks queued so far, waiting for their HSET:
+ * task id, value, task id, value, ... (owned). */
+struct run_est_batch {
+	char *items[2 * RUN_PIPELINE];
+	size_t n; /* items used */
+};
+
+/* Appends "HSET <key> <items>" to the pipeline and empties the batch.
+ * Returns 1 when a command was appended, 0 for an empty batch, -1 on
+ * error. */
+static int run_est_flush(redisContext *c, const char *key,
+			 struct run_est_batch *b, char *err, size_t errlen)
+{
+	const char *argv[2 + 2 * RUN_PIPELINE];
+	size_t lens[2 + 2 * RUN_PIPELINE];
+	size_t i;
+	int rc;
+
+	if (b->n == 0)
+		return 0;
+	argv[0] = "HSET";
+	argv[1] = key;
+	for (i = 0; i < b->n; i++)
+		argv[i + 2] = b->items[i];
+	for (i = 0; i < b->n + 2; i++)
+		lens[i] = strlen(argv[i]);
+	rc = redisAppendCommandArgv(c, (int)b->n + 2, argv, lens);
+	for (i = 0; i < b->n; i++)
+		free(b->items[i]);
+	b->n = 0;
+	if (rc != REDIS_OK) {
+		snprintf(err, errlen, "redis: HSET %s: %s", key,
+			 c->errstr[0] ? c->errstr : "cannot queue");
+		return -1;
+	}
+	return 1;
+}
+
 static int run_enqueue(redisContext *c, const struct run_spec *s, char *err,
 		       size_t errlen)
 {
 	size_t b, t, pending = 0, seq = 0;
 	char *key = NULL, *last_key = NULL;
-	int ret = -1;
+	char *estkey = run_key_estimates(s->prefix, s->id);
+	struct run_est_batch est;
+	int ret = -1, rc;
 
+	memset(&est, 0, sizeof(est));
 	for (b = 0; b < s->nbatches; b++) {
 		const struct run_batch *bt = &s->batches[b];
 
@@ -206,7 +259,6 @@ static int run_enqueue(redisContext *c, const struct run_spec *s, char *err,
 			size_t len = 0, i;
 			const char *argv[5];
 			size_t argvlen[5];
-			int rc;
 
 			memset(&task, 0, sizeof(task));
 			snprintf(tid, sizeof(tid), "t%05zu", ++seq);
@@ -221,6 +273,7 @@ static int run_enqueue(redisContext *c, const struct run_spec *s, char *err,
 			task.mark = (char *)bt->mark;
 			task.kexpr = (char *)bt->kexpr;
 			task.timeout_s = bt->timeout_s;
+			task.reruns = bt->reruns;
 			task.env = (struct kv *)bt->env;
 			task.nenv = bt->nenv;
 			task.ntests = st->ntests;
@@ -250,7 +303,17 @@ static int run_enqueue(redisContext *c, const struct run_spec *s, char *err,
 			pending++;
 			free(last_key);
 			last_key = xstrdup(key);
-			if (pending == RUN_PIPELINE) {
+			est.items[est.n++] = xstrdup(tid);
+			est.items[est.n++] =
+			    xasprintf("%.6f %zu", st->estimate_s, st->ntests);
+			if (est.n == 2 * RUN_PIPELINE) {
+				rc =
+				    run_est_flush(c, estkey, &est, err, errlen);
+				if (rc < 0)
+					goto out;
+				pending += (size_t)rc;
+			}
+			if (pending >= RUN_PIPELINE) {
 				if (run_read_replies(c, pending, key, err,
 						     errlen) < 0)
 					goto out;
@@ -258,13 +321,20 @@ static int run_enqueue(redisContext *c, const struct run_spec *s, char *err,
 			}
 		}
 	}
+	rc = run_est_flush(c, estkey, &est, err, errlen);
+	if (rc < 0)
+		goto out;
+	pending += (size_t)rc;
 	if (pending > 0 &&
 	    run_read_replies(c, pending, last_key, err, errlen) < 0)
 		goto out;
 	ret = 0;
 out:
+	for (t = 0; t < est.n; t++)
+		free(est.items[t]);
 	free(last_key);
 	free(key);
+	free(estkey);
 	return ret;
 }
 
@@ -276,17 +346,27 @@ int run_create(redisContext *c, const struct run_spec *s, char *err,
 	char *queues = run_queues(s);
 	char *phases = run_phases_field(s);
 	char *suites = run_suites_field(s);
-	char created[32], tasks[24], tests[24], retries[24], maxf[24], tmo[24];
+	char created[32], tasks[24], tests[24], tmo[24], run_tmo[24];
+	char slots[24], estimate[32], eta[32];
+	char *policy[POLICY_NFIELDS];
+	struct policy defaults;
 	const char *argv[64];
 	struct timespec ts;
 	size_t ntasks = 0, ntests = 0, i;
+	double total_est = 0;
 	redisReply *r;
 	int argc = 0, ret = -1;
 
+	policy_init(&defaults);
+	policy_fields(s->policy != NULL ? s->policy : &defaults, policy);
+	policy_release(&defaults);
+
 	for (i = 0; i < s->nbatches; i++) {
 		ntasks += s->batches[i].plan->ntasks;
-		for (size_t t = 0; t < s->batches[i].plan->ntasks; t++)
+		for (size_t t = 0; t < s->batches[i].plan->ntasks; t++) {
 			ntests += s->batches[i].plan->tasks[t].ntests;
+			total_est += s->batches[i].plan->tasks[t].estimate_s;
+		}
 	}
 	for (i = 0; i < s->nbatches; i++) {
 		size_t j;
@@ -304,9 +384,11 @@ int run_create(redisContext *c, const struct run_spec *s, char *err,
 		 ts.tv_nsec / 1000000);
 	snprintf(tasks, sizeof(tasks), "%zu", ntasks);
 	snprintf(tests, sizeof(tests), "%zu", ntests);
-	snprintf(retries, sizeof(retries), "%u", s->retries);
-	snprintf(maxf, sizeof(maxf), "%u", s->max_failures);
 	snprintf(tmo, sizeof(tmo), "%u", s->timeout_s);
+	snprintf(run_tmo, sizeof(run_tmo), "%u", s->run_timeout_s);
+	snprintf(slots, sizeof(slots), "%u", s->slots ? s->slots : 1);
+	snprintf(estimate, sizeof(estimate), "%.3f", total_est);
+	snprintf(eta, sizeof(eta), "%.3f", s->eta_s);
 	argv[argc++] = "HSET";
 	argv[argc++] = runkey;
 #define RUN_FIELD(k, v)                                                        \
@@ -326,9 +408,15 @@ int run_create(redisContext *c, const struct run_spec *s, char *err,
 	RUN_FIELD("queues", queues);
 	RUN_FIELD("phases", phases);
 	RUN_FIELD("suites", suites);
-	RUN_FIELD("retries", retries);
-	RUN_FIELD("max_failures", maxf);
+	for (i = 0; i < POLICY_NFIELDS; i++)
+		RUN_FIELD(policy_field_names[i], policy[i]);
 	RUN_FIELD("timeout", tmo);
+	RUN_FIELD("run_timeout", run_tmo);
+	RUN_FIELD("slots", slots);
+	RUN_FIELD("estimate_s", estimate);
+	RUN_FIELD("eta_s", eta);
+	if (s->history != NULL && s->history[0] != '\0')
+		RUN_FIELD(HISTORY_RUN_FIELD, s->history);
 #undef RUN_FIELD
 	/* The hash (with tasks_total) exists before the first task can
 	 * complete, so the completion script always sees the total. */
@@ -348,10 +436,56 @@ int run_create(redisContext *c, const struct run_spec *s, char *err,
 		goto out;
 	ret = 0;
 out:
+	for (i = 0; i < POLICY_NFIELDS; i++)
+		free(policy[i]);
 	free(suites);
 	free(phases);
 	free(queues);
 	free(runs);
+	free(runkey);
+	return ret;
+}
+
+int run_cancel(redisContext *c, const char *prefix, const char *run,
+	       const char *reason, char *err, size_t errlen)
+{
+	char *runkey = key_run(prefix, run);
+	char *results = key_results(prefix, run);
+	char *control = key_control(prefix);
+	char now[32];
+	const char *argv[6];
+	struct timespec ts;
+	redisReply *r;
+	int ret = -1;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(now, sizeof(now), "%lld.%03ld", (long long)ts.tv_sec,
+		 ts.tv_nsec / 1000000);
+	argv[0] = runkey;
+	argv[1] = results;
+	argv[2] = now;
+	argv[3] = reason;
+	argv[4] = control;
+	argv[5] = run;
+	r = redisconn_script(c, script_cancel, 2, 6, argv, NULL);
+	if (r == NULL) {
+		snprintf(err, errlen, "redis: cancel %s: %s", run,
+			 c->errstr[0] ? c->errstr : "connection lost");
+		goto out;
+	}
+	if (r->type != REDIS_REPLY_INTEGER) {
+		snprintf(err, errlen, "redis: cancel %s: %s", run,
+			 r->type == REDIS_REPLY_ERROR && r->str
+			     ? r->str
+			     : "unexpected reply");
+		goto out;
+	}
+	ret = r->integer == 1 ? 1 : 0;
+out:
+	if (r != NULL)
+		freeReplyObject(r);
+	free(control);
+	free(results);
 	free(runkey);
 	return ret;
 }
@@ -504,4 +638,215 @@ void run_info_declare(const struct run_info *ri, struct aggregator *a)
 	if (ri->tasks_total > 0)
 		aggregator_expect_tasks(a, ri->tasks_total);
 	aggregator_set_times(a, ri->created_at, ri->finished_at);
+}
+
+int run_load_estimates(redisContext *c, const char *prefix, const char *run,
+		       struct run_estimates *out, char *err, size_t errlen)
+{
+	char *key = run_key_estimates(prefix, run);
+	const char *argv[2] = {"HGETALL", key};
+	redisReply *r;
+	size_t i, k = 0;
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	r = run_cmd(c, 2, argv, NULL, err, errlen);
+	if (r == NULL)
+		goto out;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
+		snprintf(err, errlen, "redis: HGETALL %s: unexpected reply",
+			 key);
+		goto out;
+	}
+	out->tasks = xcalloc(r->elements / 2 + 1, sizeof(*out->tasks));
+	out->est_s = xcalloc(r->elements / 2 + 1, sizeof(*out->est_s));
+	out->ntests = xcalloc(r->elements / 2 + 1, sizeof(*out->ntests));
+	for (i = 0; i + 1 < r->elements; i += 2) {
+		const redisReply *f = r->element[i], *v = r->element[i + 1];
+		char val[64], *end;
+		double e;
+		unsigned long nt;
+
+		if (f->type != REDIS_REPLY_STRING ||
+		    v->type != REDIS_REPLY_STRING || v->len >= sizeof(val) ||
+		    memchr(f->str, '\0', f->len) != NULL)
+			continue;
+		memcpy(val, v->str, v->len);
+		val[v->len] = '\0';
+		e = strtod(val, &end);
+		if (end == val || *end != ' ' || !isfinite(e) || e < 0)
+			continue;
+		nt = strtoul(end + 1, &end, 10);
+		if (*end != '\0' || nt > 0xffffffffUL)
+			continue;
+		out->tasks[k] = xstrndup(f->str, f->len);
+		out->est_s[k] = e;
+		out->ntests[k] = (unsigned)nt;
+		k++;
+	}
+	out->n = k;
+	ret = 0;
+out:
+	if (r != NULL)
+		freeReplyObject(r);
+	free(key);
+	return ret;
+}
+
+void run_estimates_release(struct run_estimates *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->n; i++)
+		free(e->tasks[i]);
+	free(e->tasks);
+	free(e->est_s);
+	free(e->ntests);
+	memset(e, 0, sizeof(*e));
+}
+
+/* The keys of one run, for expiry and the sweep; caller frees each. */
+#define RUN_NKEYS 5
+static void run_keys(const char *prefix, const char *run, char *keys[RUN_NKEYS])
+{
+	keys[0] = key_run(prefix, run);
+	keys[1] = key_results(prefix, run);
+	keys[2] = key_done(prefix, run);
+	keys[3] = run_key_estimates(prefix, run);
+	keys[4] = key_plan(prefix, run);
+}
+
+int run_expire(redisContext *c, const char *prefix, const char *run,
+	       long long ttl_s, char *err, size_t errlen)
+{
+	char *keys[RUN_NKEYS];
+	char ttl[32];
+	size_t i, appended = 0;
+	int ret = -1;
+
+	run_keys(prefix, run, keys);
+	snprintf(ttl, sizeof(ttl), "%lld", ttl_s);
+	for (i = 0; i < RUN_NKEYS; i++) {
+		const char *argv[3] = {"EXPIRE", keys[i], ttl};
+
+		if (redisAppendCommandArgv(c, 3, argv, NULL) != REDIS_OK) {
+			snprintf(err, errlen, "redis: EXPIRE %s: %s", keys[i],
+				 c->errstr[0] ? c->errstr : "cannot send");
+			break;
+		}
+		appended++;
+	}
+	if (run_read_replies(c, appended, keys[0], err, errlen) == 0 &&
+	    appended == RUN_NKEYS)
+		ret = 0;
+	for (i = 0; i < RUN_NKEYS; i++)
+		free(keys[i]);
+	return ret;
+}
+
+/* Removes one run: its keys and its entry in <prefix>:runs. */
+static int run_remove(redisContext *c, const char *prefix, const char *runs,
+		      const char *run, char *err, size_t errlen)
+{
+	char *keys[RUN_NKEYS];
+	const char *argv[RUN_NKEYS + 1];
+	redisReply *r;
+	size_t i;
+	int ret = -1;
+
+	run_keys(prefix, run, keys);
+	argv[0] = "UNLINK";
+	for (i = 0; i < RUN_NKEYS; i++)
+		argv[i + 1] = keys[i];
+	r = run_cmd(c, RUN_NKEYS + 1, argv, NULL, err, errlen);
+	if (r == NULL)
+		goto out;
+	freeReplyObject(r);
+	argv[0] = "ZREM";
+	argv[1] = runs;
+	argv[2] = run;
+	r = run_cmd(c, 3, argv, NULL, err, errlen);
+	if (r == NULL)
+		goto out;
+	freeReplyObject(r);
+	ret = 0;
+out:
+	for (i = 0; i < RUN_NKEYS; i++)
+		free(keys[i]);
+	return ret;
+}
+
+long run_sweep(redisContext *c, const char *prefix, double now, char *err,
+	       size_t errlen)
+{
+	char *runs = key_runs(prefix);
+	char cutoff[40];
+	const char *argv[8];
+	redisReply *r;
+	size_t i;
+	long removed = -1;
+
+	snprintf(cutoff, sizeof(cutoff), "(%.3f",
+		 now - (double)RUN_RETENTION_S);
+	argv[0] = "ZRANGEBYSCORE";
+	argv[1] = runs;
+	argv[2] = "-inf";
+	argv[3] = cutoff;
+	argv[4] = "WITHSCORES";
+	argv[5] = "LIMIT";
+	argv[6] = "0";
+	argv[7] = "100";
+	r = run_cmd(c, 8, argv, NULL, err, errlen);
+	if (r == NULL)
+		goto out;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
+		snprintf(err, errlen,
+			 "redis: ZRANGEBYSCORE %s: unexpected reply", runs);
+		goto out;
+	}
+	removed = 0;
+	for (i = 0; i + 1 < r->elements; i += 2) {
+		const redisReply *m = r->element[i], *sc = r->element[i + 1];
+		char *id, *runkey;
+		const char *hargv[3];
+		redisReply *st;
+		double created;
+		int gone;
+
+		if (m->type != REDIS_REPLY_STRING ||
+		    sc->type != REDIS_REPLY_STRING ||
+		    memchr(m->str, '\0', m->len) != NULL)
+			continue;
+		id = xstrndup(m->str, m->len);
+		created = strtod(sc->str, NULL);
+		runkey = key_run(prefix, id);
+		hargv[0] = "HGET";
+		hargv[1] = runkey;
+		hargv[2] = "status";
+		st = run_cmd(c, 3, hargv, NULL, err, errlen);
+		free(runkey);
+		if (st == NULL) {
+			free(id);
+			removed = -1;
+			break;
+		}
+		gone = st->type != REDIS_REPLY_STRING ||
+		       strcmp(st->str, "running") != 0 ||
+		       created < now - (double)RUN_ABANDONED_S;
+		freeReplyObject(st);
+		if (gone) {
+			if (run_remove(c, prefix, runs, id, err, errlen) < 0) {
+				free(id);
+				removed = -1;
+				break;
+			}
+			removed++;
+		}
+		free(id);
+	}
+out:
+	if (r != NULL)
+		freeReplyObject(r);
+	free(runs);
+	return removed;
 }

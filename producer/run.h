@@ -1,6 +1,8 @@
 /* run.h -- a run as the producer keeps it in Redis: a fresh run id, the run
- * hash, the tasks queued on their streams (pipelined), and reading the hash
- * back for watch, report and status. Key layout: docs/protocol.md. */
+ * hash, the tasks queued on their streams and their estimates (pipelined),
+ * reading the hash back for watch, report and status, and retention: a
+ * finished run's keys expire after 7 days, and old runs are swept from
+ * <prefix>:runs. Key layout: docs/protocol.md, docs/scheduling.md. */
 #ifndef TF_RUN_H
 #define TF_RUN_H
 
@@ -8,6 +10,7 @@
 #include <stddef.h>
 
 #include "aggregate.h"
+#include "policy.h"
 #include "proto.h"
 #include "shard.h"
 
@@ -21,6 +24,7 @@ struct run_batch {
 	const char *mark; /* NULL = none */
 	const char *kexpr;
 	unsigned timeout_s; /* 0 = worker default */
+	unsigned reruns;    /* --retries budget of its tasks */
 	const struct kv *env;
 	size_t nenv;
 	char *const *ids;
@@ -41,10 +45,19 @@ struct run_spec {
 	size_t nbatches;
 	const struct run_phase_decl *phases; /* in run order */
 	size_t nphases;
-	unsigned retries;
-	unsigned max_failures;
-	unsigned timeout_s;
+	const struct policy *policy; /* into the hash; NULL = defaults */
+	unsigned timeout_s;	     /* per task, for status */
+	unsigned run_timeout_s;	     /* whole run; 0 = none */
+	unsigned slots;		     /* the slots the plan was made for */
+	double eta_s;		     /* estimated wall time (shard_eta) */
+	const char *history; /* the history field (history.h), or NULL */
 };
+
+/* A finished run's keys live this long (EXPIRE when it ends); runs older
+ * than that leave <prefix>:runs (run_sweep), and so do runs still
+ * "running" after RUN_ABANDONED_S. */
+#define RUN_RETENTION_S (7LL * 86400)
+#define RUN_ABANDONED_S (30LL * 86400)
 
 /* A new run id, "YYYYMMDD-HHMM-xxxx" (UTC, four random [a-z0-9]); caller
  * frees. */
@@ -52,10 +65,13 @@ char *run_id_new(void);
 
 /* Creates the run: the consumer group on every queue (BUSYGROUP ignored),
  * the run hash (status running, counters, cwd, args, queues, phases as
- * "name:1,name:0"), its entry in <prefix>:runs, then every task, XADDed in
- * pipelined batches. Task ids are t00001, t00002, ... in batch and plan
- * order. Returns 0, or -1 with a one-line message in err (a connection
- * error, or an error reply such as NOPERM). */
+ * "name:1,name:0", the run policy of docs/delivery.md, run_timeout, slots,
+ * estimate_s = the sum of the task estimates, eta_s, history), its entry in
+ * <prefix>:runs, then every task, XADDed in pipelined batches, with its
+ * estimate in <prefix>:run:<id>:est (task id -> "<seconds> <tests>"). Task
+ * ids are t00001, t00002, ... in batch and plan order. Returns 0, or -1 with a
+ * one-line message in err (a connection error, or an error reply such as
+ * NOPERM). */
 int run_create(redisContext *c, const struct run_spec *s, char *err,
 	       size_t errlen);
 
@@ -93,6 +109,45 @@ const char *run_info_get(const struct run_info *ri, const char *field);
  * run_phases_free). Entries without ":0"/":1" count as required. */
 void run_phases_parse(const char *s, struct run_phase_decl **out, size_t *n);
 void run_phases_free(struct run_phase_decl *p, size_t n);
+
+/* Cancels a running run with the cancel script (status cancelled with the
+ * reason, the "end" entry, a notice on <prefix>:control). reason is one
+ * word: "cancelled" (testfleet cancel), "run-timeout", "interrupted".
+ * Returns 1 cancelled, 0 it had already ended (or does not exist), -1
+ * with a message in err. */
+int run_cancel(redisContext *c, const char *prefix, const char *run,
+	       const char *reason, char *err, size_t errlen);
+
+/* The estimates of a run's tasks, from <prefix>:run:<id>:est. */
+struct run_estimates {
+	char **tasks; /* task ids */
+	double *est_s;
+	unsigned *ntests;
+	size_t n;
+};
+
+/* Reads them (a run created before estimates existed has none: n = 0).
+ * Returns 0, or -1 with a message in err; out is zeroed first and
+ * released with run_estimates_release either way. */
+int run_load_estimates(redisContext *c, const char *prefix, const char *run,
+		       struct run_estimates *out, char *err, size_t errlen);
+void run_estimates_release(struct run_estimates *e);
+
+/* Sets the expiry of a run's keys (hash, results, done set, estimates,
+ * plan) to ttl_s seconds. Returns 0, or -1 with a message in err. */
+int run_expire(redisContext *c, const char *prefix, const char *run,
+	       long long ttl_s, char *err, size_t errlen);
+
+/* Retention of <prefix>:runs, a bounded slice per call: of the (at most
+ * 100) oldest runs created more than RUN_RETENTION_S before now, those
+ * whose hash is gone or not "running" -- or that are older than
+ * RUN_ABANDONED_S -- lose their keys (UNLINK) and their entry. Returns the
+ * number removed, or -1 with a message in err. */
+long run_sweep(redisContext *c, const char *prefix, double now, char *err,
+	       size_t errlen);
+
+/* "<prefix>:run:<id>:est". Caller frees. */
+char *run_key_estimates(const char *prefix, const char *run);
 
 /* Tells the aggregator what the hash knows: phases in order, the number
  * of tasks, the start time (and the end, when the run is finished). */

@@ -305,8 +305,9 @@ static void shard_by_count(const struct shard_input *in, size_t n,
 }
 
 /* The target size of an "auto" task: a quarter of a slot's share of the
- * work, but never below the start-up cost -- unless that would leave
- * slots idle, in which case one slot's share. */
+ * work (SHARD_TASKS_PER_SLOT tasks a slot, so the slots finish together),
+ * but never below SHARD_MIN_TASK_S (start-up would dominate) -- unless
+ * that would leave slots idle, in which case one slot's share. */
 static uint64_t shard_auto_target(uint64_t total, unsigned slots)
 {
 	uint64_t by_count = total / ((uint64_t)slots * SHARD_TASKS_PER_SLOT);
@@ -339,17 +340,52 @@ static void shard_pack_unit(struct shard_acc *task, struct shard_acc *unit,
 	memset(unit, 0, sizeof(*unit));
 }
 
-/* Auto: files at most `target` long are units; longer files are cut into
- * ceil(F/target) contiguous chunks of about equal estimate. Units are then
- * packed in order (next fit) into tasks of at most `target` (a single test
- * longer than that is a task of its own). */
+/* Packs one file's tests (tests[0..len), estimate F in all, each below
+ * target) as units: the whole file when F <= target, else ceil(F/target)
+ * contiguous chunks of about equal estimate. */
+static void shard_auto_file(const struct shard_input *in, const size_t *tests,
+			    size_t len, uint64_t f, uint64_t target,
+			    struct shard_acc *task, struct shard_plan *p,
+			    size_t *cap)
+{
+	struct shard_acc unit = {0};
+	uint64_t chunks = (f + target - 1) / target;
+	uint64_t cum = 0, chunk = 0;
+	size_t j;
+
+	if (chunks == 0)
+		chunks = 1;
+	for (j = 0; j < len; j++) {
+		size_t x = tests[j];
+		uint64_t e = in->us[x];
+		/* End of the current chunk, F * (chunk+1) / chunks without
+		 * overflow; a chunk closes before a test whose midpoint lies
+		 * past it. */
+		uint64_t bound = f / chunks * (chunk + 1) +
+				 f % chunks * (chunk + 1) / chunks;
+
+		if (unit.n > 0 && chunk + 1 < chunks && cum + e / 2 > bound) {
+			shard_pack_unit(task, &unit, target, in->us, p, cap);
+			chunk++;
+		}
+		shard_acc_add(&unit, x, e);
+		cum += e;
+	}
+	shard_pack_unit(task, &unit, target, in->us, p, cap);
+}
+
+/* Auto: a file at most `target` long is one unit. In a longer file, every
+ * test of at least `target` becomes a task of its own, and the rest of the
+ * file is cut into contiguous chunks of about equal estimate, at most
+ * `target` each. Units are then packed in collection order (next fit) into
+ * tasks of at most `target`. */
 static void shard_auto(const struct shard_input *in, size_t n, unsigned slots,
 		       struct shard_plan *p, size_t *cap)
 {
 	struct shard_acc task = {0};
-	struct shard_acc unit = {0};
 	struct shard_group *g;
 	size_t *order = xcalloc(n, sizeof(*order));
+	size_t *small = xcalloc(n, sizeof(*small));
 	uint64_t total = 0, target;
 	size_t ng, i, j;
 
@@ -358,35 +394,79 @@ static void shard_auto(const struct shard_input *in, size_t n, unsigned slots,
 	target = shard_auto_target(total, slots);
 	g = shard_groups(in, n, order, &ng);
 	for (i = 0; i < ng; i++) {
-		uint64_t chunks = (g[i].us + target - 1) / target;
-		uint64_t cum = 0, chunk = 0;
+		const size_t *tests = order + g[i].start;
+		uint64_t small_us = 0;
+		size_t nsmall = 0;
 
-		if (chunks == 0)
-			chunks = 1;
-		for (j = 0; j < g[i].len; j++) {
-			size_t x = order[g[i].start + j];
-			uint64_t e = in->us[x];
-			/* End of the current chunk, F * (chunk+1) / chunks
-			 * without overflow; a chunk closes before a test
-			 * whose midpoint lies past it. */
-			uint64_t bound =
-			    g[i].us / chunks * (chunk + 1) +
-			    g[i].us % chunks * (chunk + 1) / chunks;
-
-			if (unit.n > 0 && chunk + 1 < chunks &&
-			    cum + e / 2 > bound) {
-				shard_pack_unit(&task, &unit, target, in->us, p,
-						cap);
-				chunk++;
-			}
-			shard_acc_add(&unit, x, e);
-			cum += e;
+		if (g[i].us <= target) {
+			shard_auto_file(in, tests, g[i].len, g[i].us, target,
+					&task, p, cap);
+			continue;
 		}
-		shard_pack_unit(&task, &unit, target, in->us, p, cap);
+		for (j = 0; j < g[i].len; j++) {
+			size_t x = tests[j];
+
+			if (in->us[x] >= target) {
+				struct shard_acc alone = {0};
+
+				shard_acc_add(&alone, x, in->us[x]);
+				shard_acc_flush(&alone, p, cap);
+			} else {
+				small[nsmall++] = x;
+				small_us += in->us[x];
+			}
+		}
+		if (nsmall > 0)
+			shard_auto_file(in, small, nsmall, small_us, target,
+					&task, p, cap);
 	}
 	shard_acc_flush(&task, p, cap);
 	free(g);
+	free(small);
 	free(order);
+}
+
+static int shard_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int shard_known(const double *est, size_t i)
+{
+	return est != NULL && isfinite(est[i]) && est[i] >= 0;
+}
+
+/* The median of the known estimates in microseconds, or the default. */
+static uint64_t shard_unknown_us(const double *est, size_t n, size_t *nknown)
+{
+	uint64_t *v = NULL, med;
+	size_t k = 0, i;
+
+	if (est != NULL) {
+		v = xcalloc(n ? n : 1, sizeof(*v));
+		for (i = 0; i < n; i++)
+			if (shard_known(est, i))
+				v[k++] = shard_to_us(est[i]);
+	}
+	if (nknown != NULL)
+		*nknown = k;
+	if (k == 0) {
+		free(v);
+		return shard_to_us(SHARD_DEFAULT_TEST_S);
+	}
+	qsort(v, k, sizeof(*v), shard_cmp_u64);
+	med = k % 2 ? v[k / 2]
+		    : v[k / 2 - 1] / 2 + v[k / 2] / 2 +
+			  (v[k / 2 - 1] % 2 + v[k / 2] % 2) / 2;
+	free(v);
+	return med;
+}
+
+double shard_unknown_estimate(const double *est, size_t n, size_t *nknown)
+{
+	return (double)shard_unknown_us(est, n, nknown) / 1e6;
 }
 
 void shard_plan_build(char *const *ids, const double *est, size_t n,
@@ -394,7 +474,7 @@ void shard_plan_build(char *const *ids, const double *est, size_t n,
 		      struct shard_plan *out)
 {
 	struct shard_input in;
-	uint64_t *us;
+	uint64_t *us, unknown;
 	size_t *flen;
 	size_t cap = 0, i;
 
@@ -405,9 +485,9 @@ void shard_plan_build(char *const *ids, const double *est, size_t n,
 		slots = 1;
 	us = xcalloc(n, sizeof(*us));
 	flen = xcalloc(n, sizeof(*flen));
+	unknown = shard_unknown_us(est, n, NULL);
 	for (i = 0; i < n; i++) {
-		us[i] =
-		    shard_to_us(est != NULL ? est[i] : SHARD_DEFAULT_TEST_S);
+		us[i] = shard_known(est, i) ? shard_to_us(est[i]) : unknown;
 		flen[i] = shard_file_len(ids[i]);
 	}
 	in.ids = ids;
@@ -441,4 +521,63 @@ void shard_plan_release(struct shard_plan *p)
 		free(p->tasks[i].tests);
 	free(p->tasks);
 	memset(p, 0, sizeof(*p));
+}
+
+double shard_eta(const double *task_s, size_t n, unsigned slots)
+{
+	double *load, end = 0;
+	size_t ns, i;
+
+	if (n == 0)
+		return 0;
+	if (slots == 0)
+		slots = 1;
+	ns = slots < n ? slots : n;
+	/* A min-heap of slot loads; all zero is a valid heap. */
+	load = xcalloc(ns, sizeof(*load));
+	for (i = 0; i < n; i++) {
+		double d = isfinite(task_s[i]) && task_s[i] > 0 ? task_s[i] : 0;
+		size_t k = 0;
+
+		load[0] += d + SHARD_STARTUP_S;
+		for (;;) {
+			size_t l = 2 * k + 1, r = l + 1, m = k;
+			double tmp;
+
+			if (l < ns && load[l] < load[m])
+				m = l;
+			if (r < ns && load[r] < load[m])
+				m = r;
+			if (m == k)
+				break;
+			tmp = load[k];
+			load[k] = load[m];
+			load[m] = tmp;
+			k = m;
+		}
+	}
+	for (i = 0; i < ns; i++)
+		if (load[i] > end)
+			end = load[i];
+	free(load);
+	return end;
+}
+
+void shard_format_duration(double s, char *out, size_t outlen)
+{
+	long long t;
+
+	if (!isfinite(s) || s < 0)
+		s = 0;
+	if (s < 9.95) {
+		snprintf(out, outlen, "%.1fs", s);
+		return;
+	}
+	t = llround(s);
+	if (t < 60)
+		snprintf(out, outlen, "%llds", t);
+	else if (t < 3600)
+		snprintf(out, outlen, "%lldm%02llds", t / 60, t % 60);
+	else
+		snprintf(out, outlen, "%lldh%02lldm", t / 3600, t % 3600 / 60);
 }

@@ -258,9 +258,17 @@ int status_show(redisContext *c, const char *prefix, const char *run, FILE *out,
 
 		for (j = 0; j < sizeof(shown) / sizeof(shown[0]); j++)
 			known |= strcmp(ri.fields[i].key, shown[j]) == 0;
-		if (!known)
-			fprintf(out, "%s: %s\n", ri.fields[i].key,
-				ri.fields[i].value);
+		if (known)
+			continue;
+		/* Multi-line values (the transient patterns) on one line. */
+		fprintf(out, "%s: ", ri.fields[i].key);
+		for (j = 0; ri.fields[i].value[j] != '\0'; j++) {
+			if (ri.fields[i].value[j] == '\n')
+				fputs(" | ", out);
+			else
+				fputc(ri.fields[i].value[j], out);
+		}
+		fputc('\n', out);
 	}
 	run_info_release(&ri);
 	return status_workers(c, prefix, out, err, errlen) < 0 ? -1 : 0;

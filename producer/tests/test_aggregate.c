@@ -1,7 +1,8 @@
 /* test_aggregate.c -- unit tests for producer/aggregate.c: deduplication of
  * tasks and tests, unfinished tests of crashed/timed-out/failed/cancelled
  * tasks, task issues, run status and exit code, phases, ordering, totals,
- * times, and retries replacing an earlier attempt's synthetic error. */
+ * times, and attempts: transient retries, --retries reruns (flaky), lost
+ * workers' records, pending retries of cancelled runs, dead letters. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -160,6 +161,8 @@ static void test_dedupe_task(void **state)
 	aggregator_free(a);
 }
 
+/* Two records with a result for the same test at the same attempt (not
+ * supposed to happen): the later one is final, and it is counted. */
 static void test_dedupe_test_across_tasks(void **state)
 {
 	struct test_result t1[1], t2[2];
@@ -180,11 +183,43 @@ static void test_dedupe_test_across_tasks(void **state)
 	rep = aggregator_report(a);
 	assert_int_equal(rep->ntotal, 2);
 	t = find_test(rep, "a::x");
-	assert_int_equal(t->outcome, OUTCOME_PASSED);
-	assert_string_equal(t->task, "t1");
-	assert_string_equal(rep->status, "passed");
+	assert_int_equal(t->outcome, OUTCOME_FAILED);
+	assert_string_equal(t->task, "t2");
+	assert_int_equal(t->attempts, 1);
+	assert_string_equal(rep->status, "failed");
 	assert_int_equal(rep->tasks_seen, 2);
 	check_totals_sum(rep);
+	report_free(rep);
+	aggregator_free(a);
+}
+
+/* The higher attempt wins whatever the order, and a lower attempt arriving
+ * late changes nothing but the failure history. */
+static void test_highest_attempt_wins(void **state)
+{
+	struct test_result t1[1], t2[1];
+	struct task_result r1, r2;
+	struct aggregator *a = aggregator_new("run-1");
+	struct report *rep;
+	const struct report_test *t;
+
+	(void)state;
+	t2[0] = mk_test("a::x", OUTCOME_PASSED);
+	r2 = mk_task("t1.1", "unit", TASK_COMPLETED, t2, 1);
+	r2.attempt = 3;
+	aggregator_add(a, &r2);
+	t1[0] = mk_test("a::x", OUTCOME_FAILED);
+	r1 = mk_task("t1", "unit", TASK_COMPLETED, t1, 1);
+	r1.attempt = 1;
+	aggregator_add(a, &r1);
+	assert_int_equal(aggregator_duplicates(a), 0);
+	rep = aggregator_report(a);
+	t = find_test(rep, "a::x");
+	assert_int_equal(t->outcome, OUTCOME_PASSED);
+	assert_string_equal(t->task, "t1.1");
+	assert_int_equal(t->attempts, 3);
+	assert_null(t->retried_for);
+	assert_string_equal(rep->status, "passed");
 	report_free(rep);
 	aggregator_free(a);
 }
@@ -684,8 +719,9 @@ static void test_times(void **state)
 	aggregator_free(a);
 }
 
-/* A retry (another task) that brings a real result replaces the synthetic
- * error of the attempt that could not finish the test. */
+/* A follow-up that brings a real result replaces the "unfinished" error
+ * of the attempt before it; a record of an older worker carries no
+ * retried_for, so the earlier error says why. */
 static void test_retry_replaces_unfinished(void **state)
 {
 	char *unfinished[] = {(char *)"a::x", (char *)"a::y"};
@@ -704,17 +740,19 @@ static void test_retry_replaces_unfinished(void **state)
 	aggregator_add(a, &r);
 
 	t[0] = mk_test("a::x", OUTCOME_PASSED);
-	r = mk_task("t2", "unit", TASK_COMPLETED, t, 1);
+	r = mk_task("t1.1", "unit", TASK_COMPLETED, t, 1);
+	r.attempt = 2;
 	r.worker = (char *)"host-2/slot-1";
 	aggregator_add(a, &r);
-	/* a::y is unfinished again in a third task (timeout). */
-	r = mk_task("t3", "unit", TASK_TIMEOUT, NULL, 0);
+	/* a::y is unfinished again on its second attempt (timeout). */
+	r = mk_task("t1.2", "unit", TASK_TIMEOUT, NULL, 0);
+	r.attempt = 2;
 	r.duration_s = 60;
 	r.running = (char *)"a::y";
 	r.unfinished = &unfinished[1];
 	r.nunfinished = 1;
 	aggregator_add(a, &r);
-	/* A leftover "unfinished" after a real result changes nothing. */
+	/* A first attempt's leftover arriving late changes nothing. */
 	r = mk_task("t4", "unit", TASK_CANCELLED, NULL, 0);
 	r.unfinished = unfinished;
 	r.nunfinished = 1;
@@ -731,15 +769,394 @@ static void test_retry_replaces_unfinished(void **state)
 					     "test");
 	assert_null(rt->message);
 	assert_null(rt->details);
-	assert_string_equal(rt->task, "t2");
+	assert_string_equal(rt->task, "t1.1");
 	assert_string_equal(rt->worker, "host-2/slot-1");
 	rt = find_test(rep, "a::y");
 	assert_int_equal(rt->outcome, OUTCOME_ERROR);
 	assert_int_equal(rt->attempts, 2);
 	assert_string_equal(rt->message,
 			    "task timed out after 60s (this test was running)");
-	assert_string_equal(rt->task, "t3");
+	assert_string_equal(rt->task, "t1.2");
 	assert_int_equal(rep->nissues, 3);
+	check_totals_sum(rep);
+	report_free(rep);
+	aggregator_free(a);
+}
+
+/* A transient failure hands the test to a follow-up; the follow-up passes:
+ * passed, attempts 2, retried_for the reason -- not flaky. */
+static void test_transient_retry_passes(void **state)
+{
+	struct test_result t1[2], t2[1];
+	char *retrying[] = {(char *)"a::net"};
+	struct task_result r;
+	struct aggregator *a = aggregator_new("run-1");
+	struct report *rep;
+	const struct report_test *rt;
+
+	(void)state;
+	aggregator_expect_tasks(a, 2);
+	t1[0] = mk_test("a::ok", OUTCOME_PASSED);
+	r = mk_task("t1", "unit", TASK_COMPLETED, t1, 1);
+	r.exit_code = 1;
+	r.retrying = retrying;
+	r.nretrying = 1;
+	r.retry_reason = (char *)"503 Service Unavailable";
+	aggregator_add(a, &r);
+
+	/* Midway the follow-up has not reported: the run is incomplete and
+	 * the test is not a result yet. */
+	rep = aggregator_report(a);
+	assert_string_equal(rep->status, "error");
+	assert_int_equal(rep->totals[OUTCOME_PASSED], 1);
+	rt = find_test(rep, "a::net");
+	assert_int_equal(rt->outcome, OUTCOME_ERROR);
+	assert_string_equal(rt->message, "retry never ran");
+	assert_string_equal(rt->retried_for, "503 Service Unavailable");
+	assert_string_equal(rt->task, "t1");
+	report_free(rep);
+
+	t2[0] = mk_test("a::net", OUTCOME_PASSED);
+	r = mk_task("t1.1", "unit", TASK_COMPLETED, t2, 1);
+	r.attempt = 2;
+	r.retried_for = (char *)"503 Service Unavailable";
+	aggregator_add(a, &r);
+	rep = aggregator_report(a);
+	assert_string_equal(rep->status, "passed");
+	assert_int_equal(report_exit_code(rep), 0);
+	assert_int_equal(rep->ntotal, 2);
+	assert_int_equal(rep->totals[OUTCOME_PASSED], 2);
+	assert_int_equal(rep->totals[OUTCOME_FLAKY], 0);
+	assert_int_equal(rep->nissues, 0);
+	rt = find_test(rep, "a::net");
+	assert_int_equal(rt->outcome, OUTCOME_PASSED);
+	assert_int_equal(rt->attempts, 2);
+	assert_string_equal(rt->retried_for, "503 Service Unavailable");
+	assert_string_equal(rt->task, "t1.1");
+	rt = find_test(rep, "a::ok");
+	assert_int_equal(rt->attempts, 1);
+	assert_null(rt->retried_for);
+	check_totals_sum(rep);
+	report_free(rep);
+	aggregator_free(a);
+}
+
+/* The same, with the transient failure also listed among the record's
+ * results: the pending retry still decides, and a pass is not flaky. */
+static void test_transient_failure_listed_then_passes(void **state)
+{
+	struct test_result t1[1], t2[1];
+	char *retrying[] = {(char *)"a::net"};
+	struct task_result r;
+	struct aggregator *a = aggregator_new("run-1");
+	struct report *rep;
+	const struct report_test *rt;
+
+	(void)state;
+	t1[0] = mk_test("a::net", OUTCOME_FAILED);
+	t1[0].message = (char *)"ConnectionError: ECONNRESET";
+	r = mk_task("t1", "unit", TASK_COMPLETED, t1, 1);
+	r.retrying = retrying;
+	r.nretrying = 1;
+	r.retry_reason = (char *)"ECONNRESET";
+	aggregator_add(a, &r);
+	t2[0] = mk_test("a::net", OUTCOME_PASSED);
+	r = mk_task("t1.1", "unit", TASK_COMPLETED, t2, 1);
+	r.attempt = 2;
+	r.retried_for = (char *)"ECONNRESET";
+	aggregator_add(a, &r);
+	rep = aggregator_report(a);
+	rt = find_test(rep, "a::net");
+	assert_int_equal(rt->outcome, OUTCOME_PASSED);
+	assert_int_equal(rt->attempts, 2);
+	assert_string_equal(rt->retried_for, "ECONNRESET");
+	assert_null(rt->message);
+	assert_string_equal(rep->status, "passed");
+	report_free(rep);
+	aggregator_free(a);
+}
+
+/* --retries: failed, then passed on the rerun: flaky, with the failure's
+ * message; retried_for stays null (not a transient). */
+static void test_rerun_flaky(void **state)
+{
+	struct test_result t1[2], t2[1];
+	char *retrying[] = {(char *)"a::f"};
+	struct task_result r;
+	struct aggregator *a = aggregator_new("run-1");
+	struct report *rep;
+	const struct report_test *rt;
+
+	(void)state;
+	t1[0] = mk_test("a::f", OUTCOME_FAILED);
+	t1[0].message = (char *)"assert 0 == 1";
+	t1[0].details = (char *)"long text";
+	t1[1] = mk_test("a::g", OUTCOME_PASSED);
+	r = mk_task("t1", "unit", TASK_COMPLETED, t1, 2);
+	r.exit_code = 1;
+	r.retrying = retrying;
+	r.nretrying = 1;
+	aggregator_add(a, &r);
+	/* Before the rerun reports, the failure stands. */
+	rep = aggregator_report(a);
+	assert_int_equal(find_test(rep, "a::f")->outcome, OUTCOME_FAILED);
+	report_free(rep);
+
+	t2[0] = mk_test("a::f", OUTCOME_PASSED);
+	r = mk_task("t1.1", "unit", TASK_COMPLETED, t2, 1);
+	r.attempt = 2;
+	r.rerun = 1;
+	aggregator_add(a, &r);
+	rep = aggregator_report(a);
+	rt = find_test(rep, "a::f");
+	assert_int_equal(rt->outcome, OUTCOME_FLAKY);
+	assert_int_equal(rt->attempts, 2);
+	assert_null(rt->retried_for);
+	assert_string_equal(rt->message, "assert 0 == 1");
+	assert_string_equal(rt->details, "long text");
+	assert_string_equal(rt->task, "t1.1");
+	assert_int_equal(find_test(rep, "a::g")->outcome, OUTCOME_PASSED);
+	assert_int_equal(rep->totals[OUTCOME_FLAKY], 1);
+	assert_int_equal(rep->totals[OUTCOME_FAILED], 0);
+	assert_string_equal(rep->status, "passed");
+	assert_int_equal(report_exit_code(rep), 0);
+	check_totals_sum(rep);
+	report_free(rep);
+	aggregator_free(a);
+}
+
+/* --retries: failed on the rerun too: failed, attempts 2, the last
+ * failure's message. */
+static void test_rerun_still_failing(void **state)
+{
+	struct test_result t1[1], t2[1];
+	char *retrying[] = {(char *)"a::f"};
+	struct task_result r;
+	struct aggregator *a = aggregator_new("run-1");
+	struct report *rep;
+	const struct report_test *rt;
+
+	(void)state;
+	t1[0] = mk_test("a::f", OUTCOME_FAILED);
+	t1[0].message = (char *)"assert 0 == 1";
+	r = mk_task("t1", "unit", TASK_COMPLETED, t1, 1);
+	r.retrying = retrying;
+	r.nretrying = 1;
+	aggregator_add(a, &r);
+	t2[0] = mk_test("a::f", OUTCOME_FAILED);
+	t2[0].message = (char *)"assert 0 == 2";
+	r = mk_task("t1.1", "unit", TASK_COMPLETED, t2, 1);
+	r.attempt = 2;
+	r.rerun = 1;
+	aggregator_add(a, &r);
+	rep = aggregator_report(a);
+	rt = find_test(rep, "a::f");
+	assert_int_equal(rt->outcome, OUTCOME_FAILED);
+	assert_int_equal(rt->attempts, 2);
+	assert_string_equal(rt->message, "assert 0 == 2");
+	assert_null(rt->retried_for);
+	assert_int_equal(rep->totals[OUTCOME_FAILED], 1);
+	assert_int_equal(rep->ntotal, 1);
+	assert_string_equal(rep->status, "failed");
+	assert_int_equal(report_exit_code(rep), 1);
+	report_free(rep);
+	aggregator_free(a);
+}
+
+/* A lost worker's record: its finished tests are results; the test it was
+ * running and the rest went to follow-ups, which report; a lost record
+ * with unfinished tests reports them as errors. */
+static void test_lost_record_and_follow_ups(void **state)
+{
+	struct test_result done[1], f1[1], f2[1];
+	char *retrying[] = {(char *)"a::b", (char *)"a::c"};
+	char *unfinished[] = {(char *)"a::d"};
+	struct task_result r;
+	struct aggregator *a = aggregator_new("run-1");
+	struct report *rep;
+	const struct report_test *rt;
+
+	(void)state;
+	aggregator_expect_tasks(a, 4);
+	done[0] = mk_test("a::a", OUTCOME_PASSED);
+	r = mk_task("t1", "unit", TASK_LOST, done, 1);
+	r.worker = (char *)"host-9/slot-3";
+	r.started_at = 0; /* the reaper may not know */
+	r.running = (char *)"a::b";
+	r.retrying = retrying;
+	r.nretrying = 2;
+	r.retry_reason = (char *)"worker lost";
+	aggregator_add(a, &r);
+	f1[0] = mk_test("a::b", OUTCOME_PASSED);
+	r = mk_task("t1.1", "unit", TASK_COMPLETED, f1, 1);
+	r.attempt = 2;
+	r.retried_for = (char *)"worker lost";
+	aggregator_add(a, &r);
+	f2[0] = mk_test("a::c", OUTCOME_FAILED);
+	r = mk_task("t1.2", "unit", TASK_COMPLETED, f2, 1);
+	r.attempt = 2;
+	r.retried_for = (char *)"worker lost";
+	aggregator_add(a, &r);
+	/* Lost again, with nothing left to retry: an error, and an issue. */
+	r = mk_task("t2", "unit", TASK_LOST, NULL, 0);
+	r.running = (char *)"a::d";
+	r.unfinished = unfinished;
+	r.nunfinished = 1;
+	aggregator_add(a, &r);
+
+	rep = aggregator_report(a);
+	assert_int_equal(rep->ntotal, 4);
+	rt = find_test(rep, "a::a");
+	assert_int_equal(rt->outcome, OUTCOME_PASSED);
+	assert_int_equal(rt->attempts, 1);
+	assert_string_equal(rt->worker, "host-9/slot-3");
+	rt = find_test(rep, "a::b");
+	assert_int_equal(rt->outcome, OUTCOME_PASSED);
+	assert_int_equal(rt->attempts, 2);
+	assert_string_equal(rt->retried_for, "worker lost");
+	rt = find_test(rep, "a::c");
+	assert_int_equal(rt->outcome, OUTCOME_FAILED);
+	assert_int_equal(rt->attempts, 2);
+	assert_string_equal(rt->retried_for, "worker lost");
+	rt = find_test(rep, "a::d");
+	assert_int_equal(rt->outcome, OUTCOME_ERROR);
+	assert_string_equal(rt->message, "worker lost while running this test");
+	/* Only the record that left a test behind is an issue. */
+	assert_int_equal(rep->nissues, 1);
+	assert_string_equal(rep->issues[0].task, "t2");
+	assert_string_equal(rep->issues[0].status, "lost");
+	assert_string_equal(rep->issues[0].message,
+			    "worker lost while running a::d");
+	assert_string_equal(rep->status, "failed");
+	/* Times come from the records that have them. */
+	assert_true(rep->started_at == T0);
+	check_totals_sum(rep);
+	report_free(rep);
+	aggregator_free(a);
+}
+
+/* A record delivered twice (a worker republishing after a reconnect) is
+ * counted once. */
+static void test_duplicate_record_ignored(void **state)
+{
+	struct test_result t1[1], t2[1];
+	char *retrying[] = {(char *)"a::y"};
+	struct task_result r1, r2;
+	struct aggregator *a = aggregator_new("run-1");
+	struct report *rep;
+	const struct report_test *rt;
+
+	(void)state;
+	t1[0] = mk_test("a::x", OUTCOME_PASSED);
+	r1 = mk_task("t1", "unit", TASK_COMPLETED, t1, 1);
+	r1.retrying = retrying;
+	r1.nretrying = 1;
+	r1.retry_reason = (char *)"exceeded quota";
+	t2[0] = mk_test("a::y", OUTCOME_FAILED);
+	r2 = mk_task("t1.1", "unit", TASK_COMPLETED, t2, 1);
+	r2.attempt = 2;
+	r2.retried_for = (char *)"exceeded quota";
+	aggregator_add(a, &r1);
+	aggregator_add(a, &r2);
+	aggregator_add(a, &r1);
+	aggregator_add(a, &r2);
+	assert_int_equal(aggregator_duplicates(a), 2);
+	rep = aggregator_report(a);
+	assert_int_equal(rep->tasks_seen, 2);
+	assert_int_equal(find_phase(rep, "unit")->tasks, 2);
+	assert_int_equal(rep->ntotal, 2);
+	rt = find_test(rep, "a::y");
+	assert_int_equal(rt->outcome, OUTCOME_FAILED);
+	assert_int_equal(rt->attempts, 2);
+	assert_string_equal(rt->retried_for, "exceeded quota");
+	check_totals_sum(rep);
+	report_free(rep);
+	aggregator_free(a);
+}
+
+/* A cancelled run: tests handed to a retry that never ran are left out;
+ * a failure whose rerun never ran stays a failure. */
+static void test_cancelled_drops_pending_retries(void **state)
+{
+	struct test_result t1[2];
+	char *retrying[] = {(char *)"a::y", (char *)"a::f"};
+	struct task_result r;
+	struct aggregator *a = aggregator_new("run-1");
+	struct report *rep;
+	const struct report_test *rt;
+
+	(void)state;
+	aggregator_expect_tasks(a, 3);
+	t1[0] = mk_test("a::x", OUTCOME_PASSED);
+	t1[1] = mk_test("a::f", OUTCOME_FAILED);
+	r = mk_task("t1", "unit", TASK_COMPLETED, t1, 2);
+	r.retrying = retrying;
+	r.nretrying = 2;
+	r.retry_reason = (char *)"429 Too Many Requests";
+	aggregator_add(a, &r);
+	aggregator_set_cancelled(a);
+	rep = aggregator_report(a);
+	assert_string_equal(rep->status, "cancelled");
+	assert_int_equal(report_exit_code(rep), 4);
+	assert_int_equal(rep->ntotal, 2);
+	assert_int_equal(rep->ntests, 2);
+	assert_int_equal(find_test(rep, "a::x")->outcome, OUTCOME_PASSED);
+	rt = find_test(rep, "a::f");
+	assert_int_equal(rt->outcome, OUTCOME_FAILED);
+	assert_int_equal(rt->attempts, 1);
+	check_totals_sum(rep);
+	report_free(rep);
+	aggregator_free(a);
+}
+
+/* A crash retried alone until max_attempts, then dead-lettered: the worker
+ * reports it as an error result; only the last record is an issue. */
+static void test_dead_lettered_after_crashes(void **state)
+{
+	struct test_result dead[1];
+	char *x[] = {(char *)"a::x"};
+	struct task_result r;
+	struct aggregator *a = aggregator_new("run-1");
+	struct report *rep;
+	const struct report_test *rt;
+
+	(void)state;
+	r = mk_task("t1", "unit", TASK_CRASHED, NULL, 0);
+	r.term_signal = 11;
+	r.running = (char *)"a::x";
+	r.retrying = x;
+	r.nretrying = 1;
+	r.retry_reason = (char *)"runner killed by signal 11 (SIGSEGV)";
+	aggregator_add(a, &r);
+	r = mk_task("t1.1", "unit", TASK_CRASHED, NULL, 0);
+	r.attempt = 2;
+	r.term_signal = 11;
+	r.running = (char *)"a::x";
+	r.retrying = x;
+	r.nretrying = 1;
+	r.retry_reason = (char *)"runner killed by signal 11 (SIGSEGV)";
+	r.retried_for = (char *)"runner killed by signal 11 (SIGSEGV)";
+	aggregator_add(a, &r);
+	dead[0] = mk_test("a::x", OUTCOME_ERROR);
+	dead[0].message = (char *)"dead-lettered after 3 attempts: runner "
+				  "killed by signal 11 (SIGSEGV)";
+	r = mk_task("t1.1.1", "unit", TASK_CRASHED, dead, 1);
+	r.attempt = 3;
+	r.term_signal = 11;
+	r.running = (char *)"a::x";
+	r.retried_for = (char *)"runner killed by signal 11 (SIGSEGV)";
+	aggregator_add(a, &r);
+	rep = aggregator_report(a);
+	assert_int_equal(rep->ntotal, 1);
+	rt = find_test(rep, "a::x");
+	assert_int_equal(rt->outcome, OUTCOME_ERROR);
+	assert_int_equal(rt->attempts, 3);
+	assert_non_null(strstr(rt->message, "dead-lettered"));
+	assert_string_equal(rt->retried_for,
+			    "runner killed by signal 11 (SIGSEGV)");
+	assert_int_equal(rep->nissues, 1);
+	assert_string_equal(rep->issues[0].task, "t1.1.1");
+	assert_string_equal(rep->status, "failed");
 	check_totals_sum(rep);
 	report_free(rep);
 	aggregator_free(a);
@@ -784,6 +1201,7 @@ int main(void)
 	    cmocka_unit_test(test_copies_fields),
 	    cmocka_unit_test(test_dedupe_task),
 	    cmocka_unit_test(test_dedupe_test_across_tasks),
+	    cmocka_unit_test(test_highest_attempt_wins),
 	    cmocka_unit_test(test_crashed_task),
 	    cmocka_unit_test(test_crashed_without_signal_or_running),
 	    cmocka_unit_test(test_timeout_task),
@@ -799,6 +1217,14 @@ int main(void)
 	    cmocka_unit_test(test_totals),
 	    cmocka_unit_test(test_times),
 	    cmocka_unit_test(test_retry_replaces_unfinished),
+	    cmocka_unit_test(test_transient_retry_passes),
+	    cmocka_unit_test(test_transient_failure_listed_then_passes),
+	    cmocka_unit_test(test_rerun_flaky),
+	    cmocka_unit_test(test_rerun_still_failing),
+	    cmocka_unit_test(test_lost_record_and_follow_ups),
+	    cmocka_unit_test(test_duplicate_record_ignored),
+	    cmocka_unit_test(test_cancelled_drops_pending_retries),
+	    cmocka_unit_test(test_dead_lettered_after_crashes),
 	    cmocka_unit_test(test_many_tests),
 	};
 

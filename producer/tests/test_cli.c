@@ -149,6 +149,54 @@ static void test_watch_report_status(void **state)
 	cli_release(&c);
 }
 
+static void test_policy_options_and_cancel(void **state)
+{
+	char *a1[] = {
+	    "testfleet", "submit", "--max-attempts", "5", "--run-timeout=600",
+	    "--retries", "2",	   "--max-failures", "3"};
+	char *a2[] = {"testfleet", "cancel", "R1", "--redis", "redis://h:1"};
+	char *a3[] = {"testfleet", "run", "--max-attempts", "0"};
+	char *a4[] = {"testfleet", "run", "--max-attempts", "101"};
+	char *a5[] = {"testfleet", "cancel", "R1", "-w", "4"};
+	char *a6[] = {"testfleet", "cancel"};
+	char *a7[] = {"testfleet", "watch", "R1", "--run-timeout", "5"};
+	char *a8[] = {"testfleet", "run", "--run-timeout", "-1"};
+	struct cli c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(cli_parse(ARGC(a1), a1, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.cmd, CLI_SUBMIT);
+	assert_int_equal(c.max_attempts, 5);
+	assert_int_equal(c.run_timeout_s, 600);
+	assert_int_equal(c.retries, 2);
+	assert_int_equal(c.max_failures, 3);
+	cli_release(&c);
+	assert_int_equal(cli_parse(ARGC(a2), a2, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.cmd, CLI_CANCEL);
+	assert_string_equal(c.args[0], "R1");
+	assert_int_equal(c.max_attempts, -1);
+	assert_int_equal(c.run_timeout_s, -1);
+	cli_release(&c);
+	expect_error(ARGC(a3), a3,
+		     "option --max-attempts: expected a whole number from 1 "
+		     "to 100, got \"0\"");
+	expect_error(ARGC(a4), a4,
+		     "option --max-attempts: expected a whole number from 1 "
+		     "to 100, got \"101\"");
+	expect_error(ARGC(a5), a5,
+		     "option -w does not apply to cancel (see testfleet "
+		     "--help)");
+	expect_error(ARGC(a6), a6,
+		     "cancel needs a run id (see testfleet --help)");
+	expect_error(ARGC(a7), a7,
+		     "option --run-timeout does not apply to watch (see "
+		     "testfleet --help)");
+	expect_error(ARGC(a8), a8,
+		     "option --run-timeout: expected a whole number from 0 to "
+		     "31622400, got \"-1\"");
+}
+
 static void test_values_that_look_like_options(void **state)
 {
 	/* A value is taken as is, even when it starts with "-". */
@@ -164,6 +212,37 @@ static void test_values_that_look_like_options(void **state)
 	cli_release(&c);
 }
 
+static void test_dry_run_and_no_cache(void **state)
+{
+	char *a1[] = {"testfleet", "run", "--dry-run", "--no-cache", "tests"};
+	char *a2[] = {"testfleet", "submit", "--dry-run", "tests"};
+	char *a3[] = {"testfleet", "submit", "--no-cache", "tests"};
+	char *a4[] = {"testfleet", "watch", "R", "--dry-run"};
+	char *a5[] = {"testfleet", "run", "--dry-run=yes"};
+	struct cli c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(cli_parse(ARGC(a1), a1, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.dry_run, 1);
+	assert_int_equal(c.no_cache, 1);
+	assert_int_equal(c.nargs, 1);
+	cli_release(&c);
+	assert_int_equal(cli_parse(ARGC(a2), a2, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.dry_run, 1);
+	assert_int_equal(c.no_cache, 0);
+	cli_release(&c);
+	/* The cache is local mode's, which submit never uses. */
+	expect_error(ARGC(a3), a3,
+		     "option --no-cache does not apply to submit (see "
+		     "testfleet --help)");
+	expect_error(ARGC(a4), a4,
+		     "option --dry-run does not apply to watch (see "
+		     "testfleet --help)");
+	expect_error(ARGC(a5), a5,
+		     "option --dry-run takes no value (see testfleet --help)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,7 +250,9 @@ int main(void)
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_help_version_none),
 	    cmocka_unit_test(test_watch_report_status),
+	    cmocka_unit_test(test_policy_options_and_cancel),
 	    cmocka_unit_test(test_values_that_look_like_options),
+	    cmocka_unit_test(test_dry_run_and_no_cache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

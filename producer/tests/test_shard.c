@@ -1,6 +1,7 @@
 /* test_shard.c -- unit tests for producer/shard.c: every mode, LPT on known
- * inputs, the auto thresholds, determinism, and file grouping of ids that
- * contain "::", brackets and spaces. */
+ * inputs, the median for unknown estimates, the auto thresholds (the task
+ * floor, splitting slow files, batching tiny tests), determinism, the ETA,
+ * and file grouping of ids that contain "::", brackets and spaces. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -260,9 +261,9 @@ static void check_contiguous(const struct shard_plan *p)
 
 static void test_auto_small_suite_splits_one_file(void **state)
 {
-	/* 10 tests of 0.05 s in one file, 2 slots: the target is one slot's
-	 * start-up floor (0.2 s), so the file is cut in ceil(0.5/0.2) = 3
-	 * contiguous chunks of 3, 4 and 3 tests. */
+	/* 10 tests of 0.05 s in one file, 2 slots: the 1 s floor would leave a
+	 * slot idle, so the target is one slot's share (0.25 s) and the file
+	 * is cut in ceil(0.5/0.25) = 2 contiguous chunks of 5. */
 	char **ids = make_ids(1, 10);
 	struct shard_plan p;
 
@@ -270,47 +271,63 @@ static void test_auto_small_suite_splits_one_file(void **state)
 	shard_plan_build(ids, NULL, 10, 2, mode_of("auto"), &p);
 	check_plan(&p, 10, NULL);
 	check_contiguous(&p);
-	assert_int_equal(p.ntasks, 3);
-	assert_int_equal(p.tasks[0].ntests, 4);
-	assert_int_equal(p.tasks[0].tests[0], 3);
-	assert_int_equal(p.tasks[1].ntests, 3);
-	assert_int_equal(p.tasks[1].tests[0], 0);
-	assert_int_equal(p.tasks[2].ntests, 3);
-	assert_int_equal(p.tasks[2].tests[0], 7);
+	assert_int_equal(p.ntasks, 2);
+	assert_int_equal(p.tasks[0].ntests, 5);
+	assert_int_equal(p.tasks[0].tests[0], 0);
+	assert_int_equal(p.tasks[1].ntests, 5);
+	assert_int_equal(p.tasks[1].tests[0], 5);
 	shard_plan_release(&p);
 	free_ids(ids, 10);
 }
 
 static void test_auto_batches_tiny_files(void **state)
 {
-	/* 100 files of one test, 4 slots: 5 s total, target 5/16 = 0.3125 s,
-	 * so 6 files per task (0.30 s) and 17 tasks; none below the start-up
-	 * floor except the remainder. */
+	/* 100 files of one test, 4 slots: 5 s total; by count the target
+	 * would be 5/16 = 0.3125 s, but the floor of SHARD_MIN_TASK_S (1 s,
+	 * five start-ups) holds since a slot's share is 1.25 s: 20 files per
+	 * task, 5 tasks. */
 	char **ids = make_ids(100, 1);
 	struct shard_plan p;
 	size_t i;
 
 	(void)state;
+	assert_true(SHARD_MIN_TASK_S == 1.0);
 	shard_plan_build(ids, NULL, 100, 4, mode_of("auto"), &p);
 	check_plan(&p, 100, NULL);
 	check_contiguous(&p);
-	assert_int_equal(p.ntasks, 17);
-	for (i = 0; i < 16; i++) {
-		assert_true(p.tasks[i].estimate_s <= 0.3125 + 1e-9);
-		assert_int_equal(p.tasks[i].ntests, 6);
+	assert_int_equal(p.ntasks, 5);
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(p.tasks[i].ntests, 20);
+		assert_int_equal(p.tasks[i].tests[0], 20 * i);
 	}
-	/* the remainder, smallest, last */
-	assert_int_equal(p.tasks[16].ntests, 4);
-	assert_int_equal(p.tasks[16].tests[0], 96);
 	shard_plan_release(&p);
 	free_ids(ids, 100);
 }
 
-static void test_auto_never_below_startup(void **state)
+static void test_auto_by_count_above_floor(void **state)
 {
-	/* 40 tests in 40 files, 8 slots: by count the target would be 2 s /
-	 * 32 = 0.0625 s (one test), but the start-up floor keeps 4 tests
-	 * (0.2 s) per task: 10 tasks. */
+	/* 400 files of one test, 2 slots: 20 s total, a quarter of a slot's
+	 * share is 2.5 s (above the floor): 50 files per task, 8 tasks = 4
+	 * per slot. */
+	char **ids = make_ids(400, 1);
+	struct shard_plan p;
+	size_t i;
+
+	(void)state;
+	shard_plan_build(ids, NULL, 400, 2, mode_of("auto"), &p);
+	check_plan(&p, 400, NULL);
+	assert_int_equal(p.ntasks, 8);
+	for (i = 0; i < p.ntasks; i++)
+		assert_int_equal(p.tasks[i].ntests, 50);
+	shard_plan_release(&p);
+	free_ids(ids, 400);
+}
+
+static void test_auto_floor_yields_to_idle_slots(void **state)
+{
+	/* 40 tests in 40 files, 8 slots: 2 s in all. The floor (1 s) would
+	 * make 2 tasks for 8 slots; one slot's share (0.25 s) is the target
+	 * instead: 5 tests per task, a task for each slot. */
 	char **ids = make_ids(40, 1);
 	struct shard_plan p;
 	size_t i;
@@ -318,9 +335,9 @@ static void test_auto_never_below_startup(void **state)
 	(void)state;
 	shard_plan_build(ids, NULL, 40, 8, mode_of("auto"), &p);
 	check_plan(&p, 40, NULL);
-	assert_int_equal(p.ntasks, 10);
+	assert_int_equal(p.ntasks, 8);
 	for (i = 0; i < p.ntasks; i++)
-		assert_int_equal(p.tasks[i].ntests, 4);
+		assert_int_equal(p.tasks[i].ntests, 5);
 	shard_plan_release(&p);
 	free_ids(ids, 40);
 }
@@ -341,8 +358,8 @@ static void test_auto_fewer_tests_than_slots(void **state)
 
 static void test_auto_splits_big_files_contiguously(void **state)
 {
-	/* 2 files of 40 tests, 2 slots: 4 s total, target 0.5 s, so each file
-	 * becomes 4 chunks of 10 consecutive tests. */
+	/* 2 files of 40 tests, 2 slots: 4 s total, target 1 s (the floor),
+	 * so each 2 s file becomes 2 chunks of 20 consecutive tests. */
 	char **ids = make_ids(2, 40);
 	struct shard_plan p;
 	size_t i;
@@ -351,12 +368,12 @@ static void test_auto_splits_big_files_contiguously(void **state)
 	shard_plan_build(ids, NULL, 80, 2, mode_of("auto"), &p);
 	check_plan(&p, 80, NULL);
 	check_contiguous(&p);
-	assert_int_equal(p.ntasks, 8);
+	assert_int_equal(p.ntasks, 4);
 	for (i = 0; i < p.ntasks; i++) {
-		assert_int_equal(p.tasks[i].ntests, 10);
+		assert_int_equal(p.tasks[i].ntests, 20);
 		/* never across the file boundary at 40 */
 		assert_true(p.tasks[i].tests[0] / 40 ==
-			    p.tasks[i].tests[9] / 40);
+			    p.tasks[i].tests[19] / 40);
 	}
 	shard_plan_release(&p);
 	free_ids(ids, 80);
@@ -364,8 +381,10 @@ static void test_auto_splits_big_files_contiguously(void **state)
 
 static void test_auto_slow_test_alone_first(void **state)
 {
-	/* One 30 s test among 20 fast ones in the same file: it gets a task
-	 * of its own, queued first. */
+	/* One 30 s test among 20 fast ones in the same file, 4 slots: 32 s,
+	 * target 2 s. The file is over the target, so the slow test gets a
+	 * task of its own, queued first, and its 20 neighbours (2 s, not
+	 * over the target) stay together in one task. */
 	char **ids = make_ids(1, 21);
 	double est[21];
 	struct shard_plan p;
@@ -377,11 +396,72 @@ static void test_auto_slow_test_alone_first(void **state)
 	est[10] = 30;
 	shard_plan_build(ids, est, 21, 4, mode_of("auto"), &p);
 	check_plan(&p, 21, est);
+	assert_int_equal(p.ntasks, 2);
 	assert_int_equal(p.tasks[0].ntests, 1);
 	assert_int_equal(p.tasks[0].tests[0], 10);
 	assert_true(p.tasks[0].estimate_s == 30.0);
+	assert_int_equal(p.tasks[1].ntests, 20);
+	assert_true(p.tasks[1].estimate_s > 1.999 &&
+		    p.tasks[1].estimate_s < 2.001);
 	shard_plan_release(&p);
 	free_ids(ids, 21);
+}
+
+static void test_auto_split_threshold(void **state)
+{
+	/* 1 slot, so the target is max(total/4, 1 s). Files: a = {3, 1}
+	 * (4 s), b = {0.5 x 4} (2 s), c = {1.5} (1.5 s): 7.5 s in all,
+	 * target 1.875 s. a is over it: its 3 s test runs alone, its 1 s test
+	 * is a unit. b is over it too but has no slow test: two chunks of
+	 * 1 s. c (1.5 s) is under it: one unit. Packing in order (next
+	 * fit): {a1} 1 s, then b's first chunk would make 2 s > 1.875: new
+	 * task; b's second chunk likewise; c likewise. */
+	char *ids[] = {"a.py::s", "a.py::f", "b.py::1", "b.py::2",
+		       "b.py::3", "b.py::4", "c.py::x"};
+	double est[] = {3, 1, 0.5, 0.5, 0.5, 0.5, 1.5};
+	struct shard_plan p;
+
+	(void)state;
+	shard_plan_build(ids, est, 7, 1, mode_of("auto"), &p);
+	check_plan(&p, 7, est);
+	assert_int_equal(p.ntasks, 5);
+	/* 3 s {a::s}, 1.5 s {c}, then the three 1 s tasks in order */
+	assert_int_equal(p.tasks[0].ntests, 1);
+	assert_int_equal(p.tasks[0].tests[0], 0);
+	assert_int_equal(p.tasks[1].ntests, 1);
+	assert_int_equal(p.tasks[1].tests[0], 6);
+	assert_int_equal(p.tasks[2].ntests, 1);
+	assert_int_equal(p.tasks[2].tests[0], 1);
+	assert_int_equal(p.tasks[3].ntests, 2);
+	assert_int_equal(p.tasks[3].tests[0], 2);
+	assert_int_equal(p.tasks[4].ntests, 2);
+	assert_int_equal(p.tasks[4].tests[0], 4);
+	shard_plan_release(&p);
+}
+
+static void test_auto_file_at_target_stays_whole(void **state)
+{
+	/* 4 slots, 16 s: a quarter of a slot's share and the floor are both
+	 * 1 s, the target. Files of exactly the target (a, b) are not split;
+	 * the 2 s file c is, and each of its 1 s tests (at the target) runs
+	 * alone; so does d (12 s). a cannot take b (2 s > 1 s). */
+	char *ids[] = {"a.py::1", "a.py::2", "b.py::1",
+		       "c.py::1", "c.py::2", "d.py::x"};
+	double est[] = {0.5, 0.5, 1, 1, 1, 12};
+	struct shard_plan p;
+
+	(void)state;
+	shard_plan_build(ids, est, 6, 4, mode_of("auto"), &p);
+	check_plan(&p, 6, est);
+	/* d alone (12), then a {0.5,0.5}, b, c::1, c::2: each 1 s */
+	assert_int_equal(p.ntasks, 5);
+	assert_int_equal(p.tasks[0].tests[0], 5);
+	assert_int_equal(p.tasks[1].ntests, 2);
+	assert_int_equal(p.tasks[1].tests[0], 0);
+	assert_int_equal(p.tasks[2].tests[0], 2);
+	assert_int_equal(p.tasks[3].tests[0], 3);
+	assert_int_equal(p.tasks[4].tests[0], 4);
+	shard_plan_release(&p);
 }
 
 static void test_deterministic_all_modes(void **state)
@@ -421,17 +501,104 @@ static void test_deterministic_all_modes(void **state)
 
 static void test_unknown_estimates_default(void **state)
 {
-	/* NaN and negative estimates count as unknown (0.05 s). */
+	/* Nothing known: NaN and negative estimates count 0.05 s. */
 	char *ids[] = {"a.py::x", "a.py::y"};
 	double est[] = {-1.0, NAN};
 	struct shard_plan p;
+	size_t known = 99;
 
 	(void)state;
+	assert_true(shard_unknown_estimate(est, 2, &known) ==
+		    SHARD_DEFAULT_TEST_S);
+	assert_int_equal(known, 0);
+	assert_true(shard_unknown_estimate(NULL, 2, &known) ==
+		    SHARD_DEFAULT_TEST_S);
 	shard_plan_build(ids, est, 2, 1, mode_of("count:1"), &p);
 	assert_int_equal(p.ntasks, 1);
 	assert_true(p.tasks[0].estimate_s > 0.0999 &&
 		    p.tasks[0].estimate_s < 0.1001);
 	shard_plan_release(&p);
+}
+
+static void test_unknown_get_median(void **state)
+{
+	/* Known 1, 3, 2 (median 2); unknown -1 and NaN count 2 each. */
+	char *ids[] = {"a.py::1", "a.py::2", "a.py::3", "a.py::4", "b.py::5"};
+	double est[] = {1, -1, 3, NAN, 2};
+	double even[] = {1, 4, -5, 0.25, 8};
+	struct shard_plan p;
+	size_t known;
+
+	(void)state;
+	assert_true(shard_unknown_estimate(est, 5, &known) == 2.0);
+	assert_int_equal(known, 3);
+	/* even count: 0.25 1 4 8 -> (1 + 4) / 2 */
+	assert_true(shard_unknown_estimate(even, 5, &known) == 2.5);
+	assert_int_equal(known, 4);
+	/* one known value: that one */
+	assert_true(shard_unknown_estimate(est + 3, 2, &known) == 2.0);
+	assert_int_equal(known, 1);
+	shard_plan_build(ids, est, 5, 1, mode_of("count:1"), &p);
+	assert_true(p.tasks[0].estimate_s == 10.0);
+	shard_plan_release(&p);
+	/* LPT with the filled-in values: 3, 2 (idx 1), 2 (idx 3), 2 (idx
+	 * 4), 1 into 2 bins: 3->b0, 2(1)->b1, 2(3)->b1 (4), 2(4)->b0 (5),
+	 * 1->b1 (5). */
+	shard_plan_build(ids, est, 5, 1, mode_of("count:2"), &p);
+	check_plan(&p, 5, (double[]){1, 2, 3, 2, 2});
+	assert_int_equal(p.ntasks, 2);
+	assert_true(p.tasks[0].estimate_s == 5.0);
+	assert_true(p.tasks[1].estimate_s == 5.0);
+	/* ties by first test: b1 = {0, 1, 3} before b0 = {2, 4} */
+	assert_int_equal(p.tasks[0].ntests, 3);
+	assert_int_equal(p.tasks[0].tests[0], 0);
+	assert_int_equal(p.tasks[0].tests[1], 1);
+	assert_int_equal(p.tasks[0].tests[2], 3);
+	assert_int_equal(p.tasks[1].tests[0], 2);
+	assert_int_equal(p.tasks[1].tests[1], 4);
+	shard_plan_release(&p);
+}
+
+static void test_eta(void **state)
+{
+	/* Queue order 3, 2, 2, 1 on 2 slots, 0.2 s start-up each: 3.2 | 2.2,
+	 * then 2 -> slot 2 (4.4), then 1 -> slot 1 (4.4): 4.4 s. */
+	double t[] = {3, 2, 2, 1};
+	double one[] = {10};
+	double eta;
+
+	(void)state;
+	eta = shard_eta(t, 4, 2);
+	assert_true(eta > 4.3999 && eta < 4.4001);
+	/* one slot: the sum plus the start-ups */
+	eta = shard_eta(t, 4, 1);
+	assert_true(eta > 8.7999 && eta < 8.8001);
+	/* more slots than tasks: the longest */
+	eta = shard_eta(t, 4, 16);
+	assert_true(eta > 3.1999 && eta < 3.2001);
+	eta = shard_eta(one, 1, 0);
+	assert_true(eta > 10.1999 && eta < 10.2001);
+	assert_true(shard_eta(NULL, 0, 4) == 0);
+	/* never below max(total / slots, longest) */
+	eta = shard_eta(t, 4, 3);
+	assert_true(eta >= 8.0 / 3 && eta >= 3.0);
+}
+
+static void test_format_duration(void **state)
+{
+	char b[32];
+
+	(void)state;
+	shard_format_duration(0.84, b, sizeof(b));
+	assert_string_equal(b, "0.8s");
+	shard_format_duration(-3, b, sizeof(b));
+	assert_string_equal(b, "0.0s");
+	shard_format_duration(42.4, b, sizeof(b));
+	assert_string_equal(b, "42s");
+	shard_format_duration(185, b, sizeof(b));
+	assert_string_equal(b, "3m05s");
+	shard_format_duration(7800, b, sizeof(b));
+	assert_string_equal(b, "2h10m");
 }
 
 int main(void)
@@ -446,12 +613,18 @@ int main(void)
 	    cmocka_unit_test(test_mode_count_more_than_tests),
 	    cmocka_unit_test(test_auto_small_suite_splits_one_file),
 	    cmocka_unit_test(test_auto_batches_tiny_files),
-	    cmocka_unit_test(test_auto_never_below_startup),
+	    cmocka_unit_test(test_auto_by_count_above_floor),
+	    cmocka_unit_test(test_auto_floor_yields_to_idle_slots),
 	    cmocka_unit_test(test_auto_fewer_tests_than_slots),
 	    cmocka_unit_test(test_auto_splits_big_files_contiguously),
 	    cmocka_unit_test(test_auto_slow_test_alone_first),
+	    cmocka_unit_test(test_auto_split_threshold),
+	    cmocka_unit_test(test_auto_file_at_target_stays_whole),
 	    cmocka_unit_test(test_deterministic_all_modes),
 	    cmocka_unit_test(test_unknown_estimates_default),
+	    cmocka_unit_test(test_unknown_get_median),
+	    cmocka_unit_test(test_eta),
+	    cmocka_unit_test(test_format_duration),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
