@@ -117,3 +117,31 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz_%)
 	done
 
 .PHONY: fuzz
+
+# make bench: a clean optimised build, then the benchmark figures
+# (bench/README.md), printed and appended to bench/results/<date>.txt.
+# -B recompiles every object with BENCH_OPT, as after `make clean`, without
+# a moment when bin/ is missing for whoever else uses this tree.
+BENCH_OPT ?= -O2
+BENCH_TOOLS := build/bench/tfbench build/bench/stamp build/bench/libhwm.so
+
+build/bench/tfbench: bench/tfbench.c $(PRODUCER_LIB_OBJ) build/libtfshared.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iproducer $(WARN) $(CFLAGS) -o $@ $^ $(LIBS)
+
+# Static, so the loader does not stand between exec and its clock.
+build/bench/stamp: bench/stamp.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -D_GNU_SOURCE $(CFLAGS) -static -o $@ $<
+
+build/bench/libhwm.so: bench/hwm.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -D_GNU_SOURCE $(CFLAGS) -fPIC -shared -o $@ $<
+
+bench-tools: $(BENCH_TOOLS)
+
+bench: deps
+	@$(MAKE) --no-print-directory -B all bench-tools OPT="$(BENCH_OPT)" CFLAGS="$(BENCH_OPT) -g"
+	$(PYTHON) bench/run
+
+.PHONY: bench bench-tools
