@@ -100,7 +100,7 @@ FUZZ_TARGETS := proto junit config events
 fuzz_proto_SRC := shared/proto.c shared/xmalloc.c
 fuzz_junit_SRC := shared/junit.c shared/buf.c shared/xmalloc.c
 fuzz_config_SRC := shared/config.c shared/buf.c shared/xmalloc.c
-fuzz_events_SRC := worker/events.c worker/capture.c worker/utf8.c shared/proto.c shared/buf.c shared/xmalloc.c
+fuzz_events_SRC := worker/events.c worker/capture.c shared/utf8.c shared/proto.c shared/buf.c shared/xmalloc.c
 
 build/fuzz_%: fuzz/fuzz_%.c $(wildcard shared/*.h worker/*.h) $(wildcard shared/*.c worker/*.c)
 	@mkdir -p build

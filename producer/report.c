@@ -19,6 +19,7 @@
 #include <libxml/xmlIO.h>
 #include <libxml/xmlwriter.h>
 
+#include "utf8.h"
 #include "xmalloc.h"
 
 #define REPORT_SCHEMA "testfleet.report/1"
@@ -36,55 +37,6 @@ enum clean_mode {
 	CLEAN_TEXT, /* terminal/Markdown: only \t \n; no escape sequences */
 };
 
-/* Length of the valid UTF-8 sequence at s (1 to 4) and its code point in
- * *cp, or 0 when the bytes at s are not valid UTF-8 (overlong forms,
- * surrogates and code points above U+10FFFF included). */
-static size_t utf8_decode(const unsigned char *s, uint32_t *cp)
-{
-	unsigned char c = s[0];
-	unsigned char lo = 0x80, hi = 0xBF;
-	size_t n, i;
-	uint32_t v;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-		v = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		v = c & 0x0F;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		v = c & 0x07;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-	} else {
-		return 0;
-	}
-	for (i = 1; i < n; i++) {
-		unsigned char b = s[i];
-
-		/* A NUL terminator fails this test, so we never read past
-		 * the end of the string. */
-		if (b < lo || b > hi)
-			return 0;
-		lo = 0x80;
-		hi = 0xBF;
-		v = (v << 6) | (b & 0x3F);
-	}
-	*cp = v;
-	return n;
-}
-
 /* A malloc'd copy of s made safe for mode (see enum clean_mode); NULL for
  * NULL. Invalid UTF-8 bytes become U+FFFD; control characters the mode
  * cannot carry become "\xNN". */
@@ -101,7 +53,9 @@ static char *clean_str(const char *s, enum clean_mode mode)
 	o = out;
 	while (*p != '\0') {
 		uint32_t cp;
-		size_t n = utf8_decode(p, &cp);
+		/* 4 bytes at most; a NUL ends any sequence early, so this
+		 * never reads past the string. */
+		size_t n = utf8_decode(p, strnlen((const char *)p, 4), &cp);
 		int escape = 0;
 
 		if (n == 0) {

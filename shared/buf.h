@@ -22,6 +22,10 @@ int buf_append(struct buf *b, const void *data, size_t len);
 int buf_appendstr(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Appends the whole file at path, within the buffer's cap. Returns 0, or
+ * -1 with "PATH: cannot open: REASON", "PATH: cannot read: REASON" or
+ * "PATH: larger than the N bytes allowed" in err. */
+int buf_read_file(struct buf *b, const char *path, char *err, size_t errlen);
 /* Hands the data to the caller (who frees it) and re-initialises b. Never
  * returns NULL: an empty buffer detaches as "". */
 char *buf_detach(struct buf *b, size_t *len);

@@ -1630,42 +1630,13 @@ int config_load_file(const char *path, struct config *out, char *err,
 		     size_t errlen)
 {
 	struct buf b;
-	char chunk[65536];
-	int fd, rc = -1;
+	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	buf_init(&b, CONFIG_MAX_BYTES);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot open: %s", path,
-			 strerror(errno));
-		goto out;
-	}
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			snprintf(err, errlen, "%s: cannot read: %s", path,
-				 strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		if (buf_append(&b, chunk, (size_t)n) < 0) {
-			snprintf(err, errlen,
-				 "%s: file is larger than the %u bytes "
-				 "allowed",
-				 path, CONFIG_MAX_BYTES);
-			goto out;
-		}
-	}
-	rc = config_load_buffer(path, b.data != NULL ? b.data : "", b.len, out,
-				err, errlen);
-out:
-	if (fd >= 0)
-		close(fd);
+	if (buf_read_file(&b, path, err, errlen) == 0)
+		rc = config_load_buffer(path, b.data != NULL ? b.data : "",
+					b.len, out, err, errlen);
 	buf_release(&b);
 	return rc;
 }

@@ -586,43 +586,18 @@ int junit_parse(const char *data, size_t len, struct junit_case **cases,
 int junit_parse_file(const char *path, struct junit_case **cases,
 		     size_t *ncases, char *err, size_t errlen)
 {
+	char why[512];
 	struct buf b;
-	char chunk[65536];
-	int fd, rc = -1;
+	int rc = -1;
 
 	*cases = NULL;
 	*ncases = 0;
 	buf_init(&b, JUNIT_MAX_BYTES);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		set_err(err, errlen, "junit: %s: cannot open: %s", path,
-			strerror(errno));
-		goto out;
-	}
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			set_err(err, errlen, "junit: %s: cannot read: %s", path,
-				strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		if (buf_append(&b, chunk, (size_t)n) < 0) {
-			set_err(err, errlen,
-				"junit: %s: larger than the %u bytes allowed",
-				path, JUNIT_MAX_BYTES);
-			goto out;
-		}
-	}
-	rc = parse_named(path, b.data != NULL ? b.data : "", b.len, cases,
-			 ncases, err, errlen);
-out:
-	if (fd >= 0)
-		close(fd);
+	if (buf_read_file(&b, path, why, sizeof(why)) < 0)
+		set_err(err, errlen, "junit: %s", why);
+	else
+		rc = parse_named(path, b.data != NULL ? b.data : "", b.len,
+				 cases, ncases, err, errlen);
 	buf_release(&b);
 	return rc;
 }

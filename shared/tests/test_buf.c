@@ -4,8 +4,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -105,6 +107,40 @@ static void test_detach(void **state)
 	free(s);
 }
 
+static void test_read_file(void **state)
+{
+	char path[] = "/tmp/test_buf_XXXXXX";
+	char err[256];
+	struct buf b;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs("0123456789", f);
+	fclose(f);
+
+	buf_init(&b, 10);
+	assert_int_equal(buf_read_file(&b, path, err, sizeof(err)), 0);
+	assert_int_equal(b.len, 10);
+	assert_string_equal(b.data, "0123456789");
+	buf_release(&b);
+
+	buf_init(&b, 9);
+	assert_int_equal(buf_read_file(&b, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "larger than the 9 bytes allowed"));
+	buf_release(&b);
+
+	unlink(path);
+	buf_init(&b, 0);
+	assert_int_equal(buf_read_file(&b, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cannot open: No such file"));
+	buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -112,6 +148,7 @@ int main(void)
 	    cmocka_unit_test(test_cap),
 	    cmocka_unit_test(test_unlimited_size_max),
 	    cmocka_unit_test(test_detach),
+	    cmocka_unit_test(test_read_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

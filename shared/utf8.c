@@ -53,6 +53,21 @@ size_t utf8_seqlen(const unsigned char *s, size_t len)
 	return need;
 }
 
+size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	static const unsigned char lead_mask[5] = {0, 0x7f, 0x1f, 0x0f, 0x07};
+	size_t n = utf8_seqlen(s, len), i;
+	uint32_t v;
+
+	if (n == 0)
+		return 0;
+	v = s[0] & lead_mask[n];
+	for (i = 1; i < n; i++)
+		v = (v << 6) | (s[i] & 0x3f);
+	*cp = v;
+	return n;
+}
+
 char *utf8_sanitize(const char *src, size_t len, size_t *outlen)
 {
 	const unsigned char *s = (const unsigned char *)src;

@@ -67,12 +67,42 @@ static void test_prefix(void **state)
 	assert_int_equal(utf8_prefix("\x80\x80\x80", 3, 2), 2);
 }
 
+static void test_decode(void **state)
+{
+	const unsigned char *u;
+	uint32_t cp = 0;
+
+	(void)state;
+	u = (const unsigned char *)"A";
+	assert_int_equal(utf8_decode(u, 1, &cp), 1);
+	assert_int_equal(cp, 0x41);
+	u = (const unsigned char *)"\xc3\xbc"; /* ü */
+	assert_int_equal(utf8_decode(u, 2, &cp), 2);
+	assert_int_equal(cp, 0xfc);
+	u = (const unsigned char *)"\xe6\x97\xa5"; /* 日 */
+	assert_int_equal(utf8_decode(u, 3, &cp), 3);
+	assert_int_equal(cp, 0x65e5);
+	u = (const unsigned char *)"\xef\xbf\xbf"; /* U+FFFF */
+	assert_int_equal(utf8_decode(u, 3, &cp), 3);
+	assert_int_equal(cp, 0xffff);
+	u = (const unsigned char *)"\xf0\x9f\x98\x80"; /* U+1F600 */
+	assert_int_equal(utf8_decode(u, 4, &cp), 4);
+	assert_int_equal(cp, 0x1f600);
+	/* truncated, overlong, surrogate: not decoded */
+	assert_int_equal(utf8_decode(u, 3, &cp), 0);
+	assert_int_equal(utf8_decode((const unsigned char *)"\xc0\x80", 2, &cp),
+			 0);
+	assert_int_equal(
+	    utf8_decode((const unsigned char *)"\xed\xa0\x80", 3, &cp), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_valid_passes),
 	    cmocka_unit_test(test_invalid_replaced),
 	    cmocka_unit_test(test_prefix),
+	    cmocka_unit_test(test_decode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
