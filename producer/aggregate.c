@@ -40,6 +40,9 @@ struct agg_phase {
 	double start;	   /* min start of its records, when has_times */
 	double end;	   /* max end of its records */
 	int has_times;
+	int timed_out;	    /* aggregator_phase_timeout */
+	unsigned timeout_s; /* its timeout, for the message */
+	char *first_suite;  /* suite of its first record (for the issue) */
 };
 
 /* Everything the records said about one test. */
@@ -360,8 +363,10 @@ void aggregator_free(struct aggregator *a)
 
 	if (a == NULL)
 		return;
-	for (i = 0; i < a->nphases; i++)
+	for (i = 0; i < a->nphases; i++) {
 		free(a->phases[i].name);
+		free(a->phases[i].first_suite);
+	}
 	free(a->phases);
 	for (i = 0; i < a->ntasks; i++)
 		free(a->task_ids[i]);
@@ -404,6 +409,15 @@ void aggregator_phase(struct aggregator *a, const char *name, int required)
 		p->declared = 1;
 		p->decl_seq = a->ndeclared++;
 	}
+}
+
+void aggregator_phase_timeout(struct aggregator *a, const char *name,
+			      unsigned timeout_s)
+{
+	struct agg_phase *p = &a->phases[phase_get(a, name)];
+
+	p->timed_out = 1;
+	p->timeout_s = timeout_s;
 }
 
 void aggregator_expect_tasks(struct aggregator *a, unsigned tasks)
@@ -650,6 +664,8 @@ void aggregator_add(struct aggregator *a, const struct task_result *r)
 	phase = phase_get(a, r->phase != NULL ? r->phase : "default");
 	p = &a->phases[phase];
 	p->tasks++;
+	if (p->first_suite == NULL && r->suite != NULL)
+		p->first_suite = xstrdup(r->suite);
 	/* A lost worker's record may carry no start time. */
 	if (r->started_at > 0 && isfinite(r->started_at)) {
 		start = r->started_at;
@@ -800,6 +816,8 @@ static int phase_item_cmp(const void *x, const void *y)
 static const char *phase_status(const struct aggregator *a,
 				const struct agg_phase *p, unsigned bad)
 {
+	if (p->timed_out)
+		return "failed";
 	if (p->tasks == 0)
 		return a->cancelled ? "cancelled" : "skipped";
 	if (bad > 0)
@@ -815,7 +833,8 @@ struct report *aggregator_report(const struct aggregator *a)
 	struct sort_item *items = NULL;
 	struct phase_item *order = NULL;
 	unsigned *bad = NULL;
-	size_t i, n = 0;
+	size_t i, n = 0, ntimed = 0;
+	int required_failed = 0;
 
 	rep->run = xstrdup(a->run);
 	rep->tasks_expected = a->tasks_expected;
@@ -865,11 +884,15 @@ struct report *aggregator_report(const struct aggregator *a)
 		rp->tasks = p->tasks;
 		rp->duration_s =
 		    p->has_times && p->end > p->start ? p->end - p->start : 0;
+		/* Only a required phase's failure fails the run. */
+		if (p->required && strcmp(rp->status, "failed") == 0)
+			required_failed = 1;
 	}
 
-	/* Issues, in arrival order. */
-	rep->issues =
-	    xcalloc(a->nissues ? a->nissues : 1, sizeof(*rep->issues));
+	/* Issues, in arrival order, then the phases that timed out. */
+	for (i = 0; i < a->nphases; i++)
+		ntimed += a->phases[i].timed_out != 0;
+	rep->issues = xcalloc(a->nissues + ntimed + 1, sizeof(*rep->issues));
 	rep->nissues = a->nissues;
 	for (i = 0; i < a->nissues; i++) {
 		const struct report_task_issue *s = &a->issues[i];
@@ -882,6 +905,25 @@ struct report *aggregator_report(const struct aggregator *a)
 		d->suite = dup_or_null(s->suite);
 		d->phase = dup_or_null(s->phase);
 		d->worker = dup_or_null(s->worker);
+	}
+	for (i = 0; i < a->nphases; i++) {
+		const struct agg_phase *p = &a->phases[order[i].index];
+		struct report_task_issue *d;
+
+		if (!p->timed_out)
+			continue;
+		d = &rep->issues[rep->nissues++];
+		d->task = xasprintf("phase %s", p->name);
+		d->status = xstrdup("timeout");
+		if (p->timeout_s > 0)
+			d->message = xasprintf("phase timed out after %us; its "
+					       "unfinished tasks were dropped",
+					       p->timeout_s);
+		else
+			d->message = xstrdup("phase timed out; its unfinished "
+					     "tasks were dropped");
+		d->suite = dup_or_null(p->first_suite);
+		d->phase = xstrdup(p->name);
 	}
 
 	rep->started_at = a->set_started > 0
@@ -898,8 +940,7 @@ struct report *aggregator_report(const struct aggregator *a)
 	else if ((a->tasks_expected > 0 && a->ntasks < a->tasks_expected) ||
 		 a->lost > 0)
 		rep->status = xstrdup("error");
-	else if (rep->totals[OUTCOME_FAILED] > 0 ||
-		 rep->totals[OUTCOME_ERROR] > 0)
+	else if (required_failed)
 		rep->status = xstrdup("failed");
 	else
 		rep->status = xstrdup("passed");

@@ -69,6 +69,12 @@ void aggregator_free(struct aggregator *a);
 /* Declares a phase (order of calls = report order) and whether it is
  * required. Phases only seen in results are added as required. */
 void aggregator_phase(struct aggregator *a, const char *name, int required);
+/* A phase ran out of its timeout (the run hash says so; docs/delivery.md
+ * "Phases"): it is "failed" whatever its tests did, and report.issues
+ * lists it (task "phase NAME", status "timeout"). Adds the phase (as
+ * required) when it was not declared. Idempotent. */
+void aggregator_phase_timeout(struct aggregator *a, const char *name,
+			      unsigned timeout_s);
 void aggregator_expect_tasks(struct aggregator *a, unsigned tasks);
 /* Run start and end (unix seconds); 0 = unknown, taken from the earliest
  * start and latest end of the task results instead. */
@@ -101,7 +107,13 @@ unsigned aggregator_duplicates(const struct aggregator *a);
 struct report *aggregator_report(const struct aggregator *a);
 void report_free(struct report *r);
 
-/* 0 passed, 1 failed, 3 error (tasks lost/incomplete), 4 cancelled. */
+/* The run's status (aggregator_report): "cancelled"; else "error" when
+ * tasks are missing or lost; else "failed" when a required phase failed
+ * (a failed or errored test in it, or its timeout); else "passed" --
+ * failures in optional phases (required: false) are reported in tests,
+ * totals and phases but do not fail the run (DESIGN section 2: 0 = every
+ * required phase passed).
+ * 0 passed, 1 failed, 3 error (tasks lost/incomplete), 4 cancelled. */
 int report_exit_code(const struct report *r);
 
 #endif

@@ -40,6 +40,8 @@ enum cli_opt {
 	OPT_VERBOSE,
 	OPT_NOCOLOR,
 	OPT_PYTEST,
+	OPT_PLAYWRIGHT,
+	OPT_GREP,
 	OPT_COUNT
 };
 
@@ -90,6 +92,8 @@ static const struct cli_option cli_options[OPT_COUNT] = {
     [OPT_VERBOSE] = {"verbose", 'v', 0, ON_ALL},
     [OPT_NOCOLOR] = {"no-color", 0, 0, ON_ALL},
     [OPT_PYTEST] = {"pytest", 0, 1, ON_RUNLIKE | ON_LATER},
+    [OPT_PLAYWRIGHT] = {"playwright", 0, 1, ON_RUNLIKE | ON_LATER},
+    [OPT_GREP] = {"grep", 0, 1, ON_RUNLIKE | ON_LATER},
 };
 
 static const char *const cli_commands[] = {
@@ -156,6 +160,15 @@ static int cli_set(struct cli *c, enum cli_opt id, const char *spelled,
 		return cli_number(spelled, val, 1, 4096, &c->workers, err,
 				  errlen);
 	case OPT_RUNNER:
+		if (strcmp(val, "pytest") != 0 &&
+		    strcmp(val, "playwright") != 0) {
+			snprintf(err, errlen,
+				 "option %s: expected pytest or playwright, "
+				 "got \"%s\" (command suites need a config "
+				 "file)",
+				 spelled, val);
+			return -1;
+		}
 		c->runner = val;
 		return 0;
 	case OPT_SHARD:
@@ -223,6 +236,17 @@ static int cli_set(struct cli *c, enum cli_opt id, const char *spelled,
 			return -1;
 		}
 		c->pytest = val;
+		return 0;
+	case OPT_PLAYWRIGHT:
+		if (strspn(val, " \t") == strlen(val)) {
+			snprintf(err, errlen, "option %s: empty command",
+				 spelled);
+			return -1;
+		}
+		c->playwright = val;
+		return 0;
+	case OPT_GREP:
+		c->grep = val;
 		return 0;
 	case OPT_COUNT:
 		break;
@@ -475,7 +499,9 @@ void cli_usage(FILE *out)
 	      "                         defaults.redis, else local mode)\n"
 	      "  -w, --workers N        runner slots (local mode; default: "
 	      "CPU count)\n"
-	      "  --runner NAME          pytest (the only runner so far)\n"
+	      "  --runner NAME          pytest (default) or playwright, for "
+	      "the paths\n"
+	      "                         given without a config\n"
 	      "  --shard MODE           auto | file | test | count:N "
 	      "(default auto)\n"
 	      "  --retries N            reruns of failed tests; a test that "
@@ -490,9 +516,14 @@ void cli_usage(FILE *out)
 	      "  --run-timeout SEC      cancel the run after SEC seconds "
 	      "(0 = none)\n"
 	      "  -m EXPR, -k EXPR       pytest marker / keyword selection\n"
+	      "  --grep EXPR            Playwright --grep (playwright "
+	      "suites)\n"
 	      "  --phase NAME           run one phase of the config\n"
 	      "  --pytest CMD           pytest command (default: "
 	      "TESTFLEET_PYTEST or pytest)\n"
+	      "  --playwright CMD       Playwright command (default: "
+	      "TESTFLEET_PLAYWRIGHT or\n"
+	      "                         npx --no-install playwright)\n"
 	      "  --detach               print the run id and return\n"
 	      "  --dry-run              print the task plan (tests and "
 	      "estimates), queue\n"

@@ -52,6 +52,8 @@ struct cli {
 	int verbose;	      /* -v/--verbose, counted */
 	int no_color;	      /* --no-color */
 	const char *pytest;   /* --pytest CMD */
+	const char *playwright; /* --playwright CMD */
+	const char *grep;	/* --grep EXPR (Playwright) */
 	char **args;	      /* positional arguments (malloc'd array of
 			       * borrowed strings) */
 	size_t nargs;

@@ -278,7 +278,7 @@ static int lm_start_worker(struct localmode *lm, const struct localmode_opts *o,
 	char *tmpdir = xasprintf("%s/tmp", lm->dir);
 	char *tmpdir_entry = xasprintf("TMPDIR=%s", tmpdir);
 	char slots[16];
-	char **argv = xcalloc(16 + 2 * o->nqueues, sizeof(*argv));
+	char **argv = xcalloc(20 + 2 * o->nqueues, sizeof(*argv));
 	char **env = NULL;
 	struct proc_opts po = {0};
 	size_t k = 0, i;
@@ -307,6 +307,12 @@ static int lm_start_worker(struct localmode *lm, const struct localmode_opts *o,
 	argv[k++] = (char *)o->prefix;
 	argv[k++] = "--grace";
 	argv[k++] = LOCALMODE_WORKER_GRACE;
+	if (o->allow_command)
+		argv[k++] = "--allow-command";
+	if (o->playwright != NULL) {
+		argv[k++] = "--playwright";
+		argv[k++] = (char *)o->playwright;
+	}
 	if (o->pytest != NULL) {
 		argv[k++] = "--pytest";
 		argv[k++] = (char *)o->pytest;

@@ -16,6 +16,9 @@ struct localmode_opts {
 	unsigned slots;	     /* worker slots, >= 1 */
 	const char *prefix;  /* key prefix */
 	const char *pytest;  /* --pytest CMD for the worker, or NULL */
+	const char *playwright; /* --playwright CMD for the worker, or NULL */
+	int allow_command;	/* the run has command suites: the worker runs
+				 * them (--allow-command) */
 	char *const *queues; /* queues the worker serves ("default") */
 	size_t nqueues;
 	int verbose;		     /* worker and redis logs to our stderr */

@@ -17,6 +17,7 @@
 #include "aggregate.h"
 #include "buf.h"
 #include "cli.h"
+#include "command.h"
 #include "config.h"
 #include "discover.h"
 #include "follow.h"
@@ -24,7 +25,9 @@
 #include "keys.h"
 #include "localmode.h"
 #include "log.h"
+#include "playwright.h"
 #include "policy.h"
+#include "queues.h"
 #include "redisconn.h"
 #include "redisurl.h"
 #include "report.h"
@@ -81,6 +84,7 @@ struct main_ctx {
 	int have_url;
 	const char *prefix;
 	const char *pytest_str; /* the pytest command as given, or NULL */
+	const char *playwright_str; /* the Playwright command, or NULL */
 	char *pytest_words;	/* its split copy, backing pytest[] */
 	char *pytest[MAIN_MAX_PYTEST_WORDS + 1];
 	char *cwd;
@@ -92,6 +96,15 @@ struct main_ctx {
 struct main_job {
 	const char *suite;
 	const char *phase;
+	const char *runner;   /* pytest | playwright | command */
+	const char *grep;     /* playwright --grep */
+	char *const *command; /* command runner: its argv */
+	size_t ncommand;
+	/* command runner: per task, a plan of that task alone and its
+	 * environment (with TESTFLEET_SHARD) -- one batch each */
+	struct shard_plan *cmd_plans;
+	struct kv **cmd_env;
+	size_t *cmd_nenv;
 	const char *queue;
 	char *cwd; /* absolute; where pytest collects */
 	char *const *paths;
@@ -271,6 +284,12 @@ static int main_resolve(struct main_ctx *ctx)
 		if (env != NULL && strspn(env, " \t") != strlen(env))
 			ctx->pytest_str = env;
 	}
+	ctx->playwright_str = ctx->cli.playwright;
+	if (ctx->playwright_str == NULL) {
+		env = getenv("TESTFLEET_PLAYWRIGHT");
+		if (env != NULL && strspn(env, " \t") != strlen(env))
+			ctx->playwright_str = env;
+	}
 	if (main_split_pytest(ctx, ctx->pytest_str ? ctx->pytest_str
 						   : "pytest") < 0) {
 		main_error("bad pytest command \"%s\" (1 to %d words)",
@@ -408,6 +427,13 @@ static char *main_abs_dir(const char *base, const char *dir)
 
 static void main_job_release(struct main_job *j)
 {
+	size_t t;
+
+	for (t = 0; j->cmd_env != NULL && t < j->plan.ntasks; t++)
+		command_env_free(j->cmd_env[t], j->cmd_nenv[t]);
+	free(j->cmd_env);
+	free(j->cmd_nenv);
+	free(j->cmd_plans);
 	discover_result_release(&j->disc);
 	shard_plan_release(&j->plan);
 	free(j->est);
@@ -421,8 +447,23 @@ static int main_job_settings(struct main_ctx *ctx, struct main_job *j,
 {
 	const struct cli *cli = &ctx->cli;
 
-	j->mark = cli->mark != NULL ? cli->mark : s ? s->mark : NULL;
-	j->kexpr = cli->kexpr != NULL ? cli->kexpr : s ? s->kexpr : NULL;
+	j->runner = s != NULL ? (s->runner != NULL ? s->runner : "pytest")
+		    : cli->runner != NULL ? cli->runner
+					  : "pytest";
+	if (strcmp(j->runner, "pytest") == 0) {
+		j->mark = cli->mark != NULL ? cli->mark : s ? s->mark : NULL;
+		j->kexpr = cli->kexpr != NULL ? cli->kexpr
+			   : s		      ? s->kexpr
+					      : NULL;
+	} else if (strcmp(j->runner, "playwright") == 0) {
+		j->grep = cli->grep != NULL ? cli->grep : s ? s->grep : NULL;
+	} else if (strcmp(j->runner, "command") == 0 && s != NULL) {
+		j->command = s->command;
+		j->ncommand = s->ncommand;
+	} else {
+		main_error("suite %s: unknown runner %s", j->suite, j->runner);
+		return EXIT_USAGE;
+	}
 	if (cli->timeout_s >= 0)
 		j->timeout_s = (unsigned)cli->timeout_s;
 	else if (s != NULL && s->timeout_s > 0)
@@ -446,14 +487,6 @@ static int main_job_settings(struct main_ctx *ctx, struct main_job *j,
 		   : ctx->have_conf && ctx->conf.queue ? ctx->conf.queue
 						       : "default";
 	if (s != NULL) {
-		const char *runner = s->runner != NULL ? s->runner : "pytest";
-
-		if (strcmp(runner, "pytest") != 0) {
-			main_error("suite %s: runner %s is not supported yet "
-				   "(only pytest)",
-				   s->name, runner);
-			return EXIT_USAGE;
-		}
 		j->cwd =
 		    main_abs_dir(ctx->conf_dir, s->cwd != NULL ? s->cwd : ".");
 		if (j->cwd == NULL) {
@@ -580,6 +613,18 @@ static int main_check_paths(const struct main_job *j)
 {
 	size_t i;
 
+	/* Playwright's arguments are file patterns (regular expressions),
+	 * not paths: Playwright says when none matches. */
+	for (i = 0; strcmp(j->runner, "playwright") == 0 && i < j->npaths;
+	     i++) {
+		if (j->paths[i][0] == '-' || j->paths[i][0] == '\0') {
+			main_error("bad playwright test filter \"%s\"",
+				   j->paths[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if (strcmp(j->runner, "pytest") != 0)
+		return 0;
 	for (i = 0; i < j->npaths; i++) {
 		const char *p = j->paths[i];
 		const char *sep = strstr(p, "::");
@@ -600,9 +645,44 @@ static int main_check_paths(const struct main_job *j)
 	return 0;
 }
 
+/* The tests of a job that is not pytest's: Playwright's listing, or a
+ * command suite's one id per task. */
+static enum discover_status main_discover_other(struct main_ctx *ctx,
+						struct main_job *j)
+{
+	struct playwright_opts po;
+	struct shard_mode mode;
+	char err[256];
+
+	if (strcmp(j->runner, "command") == 0) {
+		unsigned n = 1;
+
+		if (shard_mode_parse(j->shard, &mode, err, sizeof(err)) == 0 &&
+		    mode.kind == SHARD_COUNT)
+			n = mode.count;
+		memset(&j->disc, 0, sizeof(j->disc));
+		j->disc.ids = command_ids(j->suite, n);
+		j->disc.nids = n;
+		j->disc.root = xstrdup(j->cwd);
+		j->disc.status = DISCOVER_OK;
+		return DISCOVER_OK;
+	}
+	memset(&po, 0, sizeof(po));
+	po.cmd = ctx->playwright_str;
+	po.cwd = j->cwd;
+	po.grep = j->grep;
+	po.paths = j->paths;
+	po.npaths = j->npaths;
+	po.env = j->env;
+	po.nenv = j->nenv;
+	po.stop = &main_stop;
+	return playwright_discover(&po, &j->disc);
+}
+
 static int main_discover(struct main_ctx *ctx, struct main_job *j)
 {
 	struct discover_opts o;
+	enum discover_status st;
 	const char *d;
 
 	memset(&o, 0, sizeof(o));
@@ -613,7 +693,9 @@ static int main_discover(struct main_ctx *ctx, struct main_job *j)
 	o.paths = j->paths;
 	o.npaths = j->npaths;
 	o.stop = &main_stop;
-	switch (discover_run(&o, &j->disc)) {
+	st = strcmp(j->runner, "pytest") == 0 ? discover_run(&o, &j->disc)
+					      : main_discover_other(ctx, j);
+	switch (st) {
 	case DISCOVER_OK:
 		log_debug("suite %s: %zu tests collected in %s (ids relative "
 			  "to %s)",
@@ -669,7 +751,7 @@ static char **main_queues(const struct main_job *jobs, size_t n, size_t *nq)
 	return q;
 }
 
-/* The phases that have jobs, in order, with their required flags. */
+/* The phases that have jobs, in order, with their settings. */
 static struct run_phase_decl *main_phases(const struct main_ctx *ctx,
 					  const struct main_job *jobs, size_t n,
 					  size_t *np)
@@ -689,6 +771,8 @@ static struct run_phase_decl *main_phases(const struct main_ctx *ctx,
 			continue;
 		v[cnt].name = jobs[i].phase;
 		v[cnt].required = ph != NULL ? ph->required : 1;
+		v[cnt].sequential = ph != NULL && !ph->parallel;
+		v[cnt].timeout_s = ph != NULL ? ph->timeout_s : 0;
 		cnt++;
 	}
 	*np = cnt;
@@ -766,6 +850,17 @@ static void main_remember(const struct main_ctx *ctx, redisContext *c,
 			"run %s will not expire: %s", run, err);
 }
 
+/* Called by the queue watch while a run is followed. */
+static void main_on_stuck_queue(void *arg, const char *queue, double waited_s)
+{
+	(void)arg;
+	if (isatty(STDERR_FILENO))
+		fputs("\r\033[K", stderr); /* over the progress line */
+	log_warn("tasks have waited %.0fs in queue %s and no live worker "
+		 "serves it (testfleet-worker --queue %s)",
+		 waited_s, queue, queue);
+}
+
 /* The follow-and-report half of run, shared with watch. Returns the exit
  * code. lm is the local mode instance (NULL when remote); it is torn down
  * here, after the history is saved and before the report is printed. */
@@ -778,6 +873,7 @@ static int main_follow(struct main_ctx *ctx, redisContext **c, const char *run,
 	struct run_estimates est;
 	struct aggregator *agg = NULL;
 	struct report *rep = NULL;
+	struct queue_watch *qw = NULL;
 	enum follow_end end;
 	const struct run_info *last = NULL;
 	unsigned run_timeout;
@@ -807,7 +903,10 @@ static int main_follow(struct main_ctx *ctx, redisContext **c, const char *run,
 	fo.run = run;
 	fo.url = &ctx->url;
 	fo.timeout_ms = MAIN_TIMEOUT_MS;
-	fo.tasks_total = ri.tasks_total;
+	/* Phases queue their tasks as they start: the plan's count. */
+	fo.tasks_total = main_field_uint(&ri, "tasks_planned") > 0
+			     ? main_field_uint(&ri, "tasks_planned")
+			     : ri.tasks_total;
 	fo.tests_total = ri.tests_total;
 	fo.progress = main_progress_mode(ctx);
 	fo.progress_out = stderr;
@@ -822,6 +921,14 @@ static int main_follow(struct main_ctx *ctx, redisContext **c, const char *run,
 	if (*lm != NULL) {
 		fo.check = localmode_check;
 		fo.check_arg = *lm;
+	} else {
+		/* The local worker serves every queue of a local run; with
+		 * a shared Redis, say when a queue waits for nobody. */
+		qw =
+		    queue_watch_new(c, ctx->prefix, run_info_get(&ri, "queues"),
+				    main_on_stuck_queue, NULL);
+		fo.check = queue_watch_check;
+		fo.check_arg = qw;
 	}
 	end = follow_run(c, &fo, agg, &ending, err, sizeof(err));
 	if (end == FOLLOW_STOPPED && *lm != NULL) {
@@ -853,6 +960,9 @@ static int main_follow(struct main_ctx *ctx, redisContext **c, const char *run,
 	    run_load(*c, ctx->prefix, run, &fin, err, sizeof(err)) == 0)
 		have_fin = 1;
 	last = have_fin ? &fin : &ri;
+	/* The hash as the run ended: every task queued, phases timed out. */
+	if (have_fin)
+		run_info_declare(&fin, agg);
 	/* The report, and what the next run learns from it, before local
 	 * mode (and its Redis) goes away. */
 	if (end == FOLLOW_DONE || (end == FOLLOW_STOPPED && *lm != NULL)) {
@@ -875,7 +985,7 @@ static int main_follow(struct main_ctx *ctx, redisContext **c, const char *run,
 	case FOLLOW_DONE:
 		break;
 	case FOLLOW_STOPPED:
-		if (fo.check == NULL) {
+		if (qw != NULL) {
 			main_error("interrupted; run %s goes on (testfleet "
 				   "watch %s, testfleet status %s)",
 				   run, run, run);
@@ -895,6 +1005,7 @@ static int main_follow(struct main_ctx *ctx, redisContext **c, const char *run,
 	if (end == FOLLOW_STOPPED)
 		code = EXIT_CANCELLED;
 out:
+	queue_watch_free(qw);
 	if (rep != NULL)
 		report_free(rep);
 	aggregator_free(agg);
@@ -984,7 +1095,8 @@ static char *main_cache_dir(const struct main_ctx *ctx,
  * and connects to it. Returns an exit code (0 = fine). */
 static int main_start_local(struct main_ctx *ctx, char **queues, size_t nq,
 			    unsigned slots, const char *cache, int no_worker,
-			    struct localmode **lm, redisContext **c)
+			    int allow_command, struct localmode **lm,
+			    redisContext **c)
 {
 	struct localmode_opts lo;
 	enum localmode_error why;
@@ -995,6 +1107,8 @@ static int main_start_local(struct main_ctx *ctx, char **queues, size_t nq,
 	lo.slots = slots;
 	lo.prefix = ctx->prefix;
 	lo.pytest = ctx->pytest_str;
+	lo.playwright = ctx->playwright_str;
+	lo.allow_command = allow_command;
 	lo.queues = queues;
 	lo.nqueues = nq;
 	lo.verbose = ctx->cli.verbose > 0;
@@ -1028,7 +1142,7 @@ static void main_plan_job(const struct main_ctx *ctx, redisContext *c,
 	char err[1024];
 	size_t i;
 
-	history_fingerprint("pytest", j->disc.root, j->suite, j->fp);
+	history_fingerprint(j->runner, j->disc.root, j->suite, j->fp);
 	j->est = xcalloc(j->disc.nids, sizeof(*j->est));
 	for (i = 0; i < j->disc.nids; i++)
 		j->est[i] = -1;
@@ -1050,8 +1164,25 @@ static void main_plan_job(const struct main_ctx *ctx, redisContext *c,
 		  j->suite, ctx->prefix, j->suite, j->fp, j->nknown,
 		  j->disc.nids, j->unknown_s);
 	shard_mode_parse(j->shard, &mode, err, sizeof(err));
+	if (strcmp(j->runner, "command") == 0)
+		mode.kind = SHARD_TEST; /* one task per shard */
 	shard_plan_build(j->disc.ids, j->est, j->disc.nids, slots, mode,
 			 &j->plan);
+	if (strcmp(j->runner, "command") == 0) {
+		size_t t;
+
+		j->cmd_plans = xcalloc(j->plan.ntasks, sizeof(*j->cmd_plans));
+		j->cmd_env = xcalloc(j->plan.ntasks, sizeof(*j->cmd_env));
+		j->cmd_nenv = xcalloc(j->plan.ntasks, sizeof(*j->cmd_nenv));
+		for (t = 0; t < j->plan.ntasks; t++) {
+			j->cmd_plans[t].tasks = &j->plan.tasks[t];
+			j->cmd_plans[t].ntasks = 1;
+			j->cmd_env[t] = command_env(
+			    j->env, j->nenv,
+			    (unsigned)j->plan.tasks[t].tests[0],
+			    (unsigned)j->disc.nids, &j->cmd_nenv[t]);
+		}
+	}
 }
 
 /* The estimated wall time of every job's tasks, in queue order. */
@@ -1117,19 +1248,115 @@ static void main_print_plan(const struct main_job *jobs, size_t njobs,
 	}
 }
 
+/* Whether any job runs a command suite (the local worker then needs
+ * --allow-command). */
+static int main_has_commands(const struct main_job *jobs, size_t njobs)
+{
+	size_t i;
+
+	for (i = 0; i < njobs; i++)
+		if (strcmp(jobs[i].runner, "command") == 0)
+			return 1;
+	return 0;
+}
+
+/* The run's batches: one per job, but one per task for a command suite
+ * (each task has its own TESTFLEET_SHARD). Caller frees the array. */
+static struct run_batch *main_batches(const struct main_job *jobs, size_t njobs,
+				      size_t *nbatches)
+{
+	struct run_batch *v;
+	size_t i, t, n = 0, k = 0;
+
+	for (i = 0; i < njobs; i++)
+		n += jobs[i].cmd_plans != NULL ? jobs[i].plan.ntasks : 1;
+	v = xcalloc(n + 1, sizeof(*v));
+	for (i = 0; i < njobs; i++) {
+		const struct main_job *j = &jobs[i];
+		size_t parts = j->cmd_plans != NULL ? j->plan.ntasks : 1;
+
+		for (t = 0; t < parts; t++, k++) {
+			v[k].suite = j->suite;
+			v[k].phase = j->phase;
+			v[k].queue = j->queue;
+			v[k].cwd = j->disc.root;
+			v[k].runner = j->runner;
+			v[k].mark = j->mark;
+			v[k].kexpr = j->kexpr;
+			v[k].grep = j->grep;
+			v[k].argv = j->command;
+			v[k].nargv = j->ncommand;
+			v[k].timeout_s = j->timeout_s;
+			v[k].reruns = j->reruns;
+			v[k].env =
+			    j->cmd_plans != NULL ? j->cmd_env[t] : j->env;
+			v[k].nenv =
+			    j->cmd_plans != NULL ? j->cmd_nenv[t] : j->nenv;
+			v[k].ids = j->disc.ids;
+			v[k].plan =
+			    j->cmd_plans != NULL ? &j->cmd_plans[t] : &j->plan;
+		}
+	}
+	*nbatches = n;
+	return v;
+}
+
+/* The run hash's history field: each suite's fingerprint (made with its
+ * runner) and name. */
+static char *main_history_field(const struct main_job *jobs, size_t njobs)
+{
+	struct buf b;
+	size_t i;
+
+	buf_init(&b, 0);
+	for (i = 0; i < njobs; i++) {
+		char *one = history_run_field(jobs[i].runner,
+					      (char *const *)&jobs[i].suite,
+					      &jobs[i].disc.root, 1);
+
+		buf_appendstr(&b, one);
+		free(one);
+	}
+	return buf_detach(&b, NULL);
+}
+
+/* A remote run: one warning per queue that no live worker serves (its
+ * tasks wait until one starts). */
+static void main_warn_idle_queues(struct main_ctx *ctx, redisContext *c,
+				  char **queues, size_t nq)
+{
+	int live[QUEUES_MAX];
+	char err[512];
+	size_t i;
+
+	if (nq > QUEUES_MAX)
+		nq = QUEUES_MAX;
+	if (queues_live(c, ctx->prefix, queues, nq, main_now(), live, err,
+			sizeof(err)) < 0) {
+		log_debug("live workers not checked: %s", err);
+		return;
+	}
+	for (i = 0; i < nq; i++)
+		if (!live[i])
+			log_warn("no live worker serves queue %s; its tasks "
+				 "wait until one does (testfleet-worker "
+				 "--queue %s)",
+				 queues[i], queues[i]);
+}
+
 static int main_run(struct main_ctx *ctx, int submit)
 {
 	const struct cli *cli = &ctx->cli;
 	struct main_job *jobs = NULL;
 	size_t njobs = 0, i, ntasks = 0, ntests = 0, nq = 0, nphases = 0;
-	size_t nknown = 0;
+	size_t nknown = 0, nbatches = 0;
 	struct run_batch *batches = NULL;
 	struct run_phase_decl *phases = NULL;
 	struct localmode *lm = NULL;
 	struct run_spec spec;
 	struct policy policy;
 	redisContext *c = NULL;
-	char **queues = NULL, **suites = NULL, **roots = NULL;
+	char **queues = NULL;
 	char *run = NULL, *cache = NULL, *history = NULL;
 	char err[1024], eta_s[32];
 	unsigned slots = main_slots(ctx);
@@ -1143,11 +1370,32 @@ static int main_run(struct main_ctx *ctx, int submit)
 		policy_release(&policy);
 		return code;
 	}
-	if (cli->runner != NULL && strcmp(cli->runner, "pytest") != 0) {
-		main_error("--runner %s is not supported yet (only pytest)",
-			   cli->runner);
+	if (cli->runner != NULL && ctx->have_conf) {
+		main_error("--runner applies to paths given without a config "
+			   "file; the suites of %s name their runner",
+			   ctx->conf.path ? ctx->conf.path : "the config");
 		code = EXIT_USAGE;
 		goto out;
+	}
+	/* Without a config the runner is known: a selection for the other
+	 * one is a mistake, not something to ignore. */
+	if (!ctx->have_conf) {
+		int pw = cli->runner != NULL &&
+			 strcmp(cli->runner, "playwright") == 0;
+
+		if (pw && (cli->mark != NULL || cli->kexpr != NULL)) {
+			main_error("-m and -k select pytest tests; for "
+				   "Playwright use --grep EXPR");
+			code = EXIT_USAGE;
+			goto out;
+		}
+		if (!pw && cli->grep != NULL) {
+			main_error("--grep selects Playwright tests (with "
+				   "--runner playwright); for pytest use -k "
+				   "EXPR");
+			code = EXIT_USAGE;
+			goto out;
+		}
 	}
 	if ((submit || cli->detach) && !cli->dry_run && !ctx->have_url) {
 		main_error("%s needs --redis URL or TESTFLEET_REDIS_URL (a "
@@ -1195,8 +1443,9 @@ static int main_run(struct main_ctx *ctx, int submit)
 		 * existing cache. */
 		cache = main_cache_dir(ctx, jobs, !cli->dry_run);
 		if ((!cli->dry_run || cache != NULL) &&
-		    (code = main_start_local(ctx, queues, nq, slots, cache,
-					     cli->dry_run, &lm, &c)) != 0)
+		    (code = main_start_local(
+			 ctx, queues, nq, slots, cache, cli->dry_run,
+			 main_has_commands(jobs, njobs), &lm, &c)) != 0)
 			goto out;
 	}
 	for (i = 0; i < njobs; i++) {
@@ -1232,26 +1481,8 @@ static int main_run(struct main_ctx *ctx, int submit)
 		if (rc == 0 || tries == 10)
 			break;
 	}
-	batches = xcalloc(njobs, sizeof(*batches));
-	suites = xcalloc(njobs, sizeof(*suites));
-	roots = xcalloc(njobs, sizeof(*roots));
-	for (i = 0; i < njobs; i++) {
-		batches[i].suite = jobs[i].suite;
-		batches[i].phase = jobs[i].phase;
-		batches[i].queue = jobs[i].queue;
-		batches[i].cwd = jobs[i].disc.root;
-		batches[i].mark = jobs[i].mark;
-		batches[i].kexpr = jobs[i].kexpr;
-		batches[i].timeout_s = jobs[i].timeout_s;
-		batches[i].reruns = jobs[i].reruns;
-		batches[i].env = jobs[i].env;
-		batches[i].nenv = jobs[i].nenv;
-		batches[i].ids = jobs[i].disc.ids;
-		batches[i].plan = &jobs[i].plan;
-		suites[i] = (char *)jobs[i].suite;
-		roots[i] = jobs[i].disc.root;
-	}
-	history = history_run_field("pytest", suites, roots, njobs);
+	batches = main_batches(jobs, njobs, &nbatches);
+	history = main_history_field(jobs, njobs);
 	phases = main_phases(ctx, jobs, njobs, &nphases);
 	memset(&spec, 0, sizeof(spec));
 	spec.prefix = ctx->prefix;
@@ -1259,7 +1490,7 @@ static int main_run(struct main_ctx *ctx, int submit)
 	spec.cwd = ctx->cwd;
 	spec.args = ctx->args;
 	spec.batches = batches;
-	spec.nbatches = njobs;
+	spec.nbatches = nbatches;
 	spec.phases = phases;
 	spec.nphases = nphases;
 	spec.policy = &policy;
@@ -1288,6 +1519,8 @@ static int main_run(struct main_ctx *ctx, int submit)
 		fprintf(stderr, " (history: %zu/%zu tests)\n", nknown, ntests);
 		fflush(stderr);
 	}
+	if (lm == NULL)
+		main_warn_idle_queues(ctx, c, queues, nq);
 	/* submit and --detach: the id alone on stdout, for scripts. */
 	if (submit || cli->detach) {
 		printf("%s\n", run);
@@ -1301,8 +1534,6 @@ out:
 		redisFree(c);
 	localmode_stop(lm);
 	free(history);
-	free(roots);
-	free(suites);
 	free(cache);
 	free(phases);
 	free(batches);

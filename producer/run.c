@@ -20,6 +20,8 @@
 /* Tasks XADDed before their replies are read: large enough to hide the
  * round trips, small enough to bound hiredis's output buffer. */
 #define RUN_PIPELINE 512
+/* Phases read back from a hash (the config allows 1000). */
+#define RUN_MAX_PHASES 10000
 
 char *run_id_new(void)
 {
@@ -140,18 +142,6 @@ static char *run_queues(const struct run_spec *s)
 	return buf_detach(&b, NULL);
 }
 
-static char *run_phases_field(const struct run_spec *s)
-{
-	struct buf b;
-	size_t i;
-
-	buf_init(&b, 0);
-	for (i = 0; i < s->nphases; i++)
-		buf_printf(&b, "%s%s:%d", i ? "," : "", s->phases[i].name,
-			   s->phases[i].required ? 1 : 0);
-	return buf_detach(&b, NULL);
-}
-
 static char *run_suites_field(const struct run_spec *s)
 {
 	struct buf b;
@@ -236,73 +226,274 @@ static int run_est_flush(redisContext *c, const char *key,
 	return 1;
 }
 
-static int run_enqueue(redisContext *c, const struct run_spec *s, char *err,
+/* The run's phases: the declared ones, then any phase only a batch
+ * names (required, parallel). Names are borrowed. */
+struct run_phases {
+	struct run_phase_decl *v;
+	size_t n;
+	size_t *planned; /* tasks per phase */
+};
+
+static size_t run_phase_index(const struct run_phases *ph, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ph->n; i++)
+		if (strcmp(ph->v[i].name, name) == 0)
+			return i;
+	return ph->n;
+}
+
+static void run_phases_build(const struct run_spec *s, struct run_phases *ph)
+{
+	size_t i;
+
+	ph->v = xcalloc(s->nphases + s->nbatches + 1, sizeof(*ph->v));
+	ph->n = 0;
+	for (i = 0; i < s->nphases; i++)
+		if (run_phase_index(ph, s->phases[i].name) == ph->n)
+			ph->v[ph->n++] = s->phases[i];
+	for (i = 0; i < s->nbatches; i++) {
+		if (run_phase_index(ph, s->batches[i].phase) < ph->n)
+			continue;
+		ph->v[ph->n].name = s->batches[i].phase;
+		ph->v[ph->n].required = 1;
+		ph->n++;
+	}
+	ph->planned = xcalloc(ph->n + 1, sizeof(*ph->planned));
+	for (i = 0; i < s->nbatches; i++)
+		ph->planned[run_phase_index(ph, s->batches[i].phase)] +=
+		    s->batches[i].plan->ntasks;
+}
+
+static void run_phases_release(struct run_phases *ph)
+{
+	free(ph->v);
+	free(ph->planned);
+	memset(ph, 0, sizeof(*ph));
+}
+
+/* The "phases" field: "name:1,name:0" (required or not), in order. */
+static char *run_phases_field(const struct run_phases *ph)
+{
+	struct buf b;
+	size_t i;
+
+	buf_init(&b, 0);
+	for (i = 0; i < ph->n; i++)
+		buf_printf(&b, "%s%s:%d", i ? "," : "", ph->v[i].name,
+			   ph->v[i].required ? 1 : 0);
+	return buf_detach(&b, NULL);
+}
+
+/* One task in the order it is numbered and queued. */
+struct run_item {
+	size_t batch; /* index into spec->batches */
+	size_t task;  /* index into that batch's plan */
+	size_t phase; /* index into run_phases */
+	size_t first; /* its first test in collection order */
+	int now;      /* XADDed at once (else it waits in its phase list) */
+};
+
+static int run_item_cmp(const void *x, const void *y)
+{
+	const struct run_item *a = x, *b = y;
+
+	if (a->batch != b->batch)
+		return a->batch < b->batch ? -1 : 1;
+	if (a->first != b->first)
+		return a->first < b->first ? -1 : 1;
+	return a->task < b->task ? -1 : a->task > b->task;
+}
+
+/* Every task, phase by phase; a sequential phase's tasks in collection
+ * order (one runs at a time, so longest-first buys nothing and "the
+ * first failure" should mean the first in the suite). *first is the first
+ * phase with tasks (ph->n when there is none). */
+static struct run_item *run_items(const struct run_spec *s,
+				  const struct run_phases *ph, size_t *n,
+				  size_t *first)
+{
+	struct run_item *v;
+	size_t total = 0, k = 0, p, b, t, i;
+
+	for (b = 0; b < s->nbatches; b++)
+		total += s->batches[b].plan->ntasks;
+	v = xcalloc(total + 1, sizeof(*v));
+	*first = ph->n;
+	for (p = 0; p < ph->n; p++) {
+		size_t start = k;
+
+		for (b = 0; b < s->nbatches; b++) {
+			const struct shard_plan *plan = s->batches[b].plan;
+
+			if (run_phase_index(ph, s->batches[b].phase) != p)
+				continue;
+			for (t = 0; t < plan->ntasks; t++) {
+				const struct shard_task *st = &plan->tasks[t];
+
+				v[k].batch = b;
+				v[k].task = t;
+				v[k].phase = p;
+				v[k].first = (size_t)-1;
+				for (i = 0; i < st->ntests; i++)
+					if (st->tests[i] < v[k].first)
+						v[k].first = st->tests[i];
+				k++;
+			}
+		}
+		if (ph->v[p].sequential && k - start > 1)
+			qsort(v + start, k - start, sizeof(*v), run_item_cmp);
+		if (*first == ph->n && k > start)
+			*first = p;
+		for (i = start; i < k; i++)
+			v[i].now =
+			    p == *first && (!ph->v[p].sequential || i == start);
+	}
+	*n = k;
+	return v;
+}
+
+/* The task message of plan task st of batch bt. Caller frees *msg. */
+static void run_encode_task(const struct run_spec *s,
+			    const struct run_batch *bt,
+			    const struct shard_task *st, const char *tid,
+			    char **msg, size_t *len)
+{
+	struct task task;
+	size_t i;
+
+	memset(&task, 0, sizeof(task));
+	task.run = (char *)s->id;
+	task.id = (char *)tid;
+	task.attempt = 1;
+	task.suite = (char *)bt->suite;
+	task.phase = (char *)bt->phase;
+	task.runner = bt->runner != NULL ? (char *)bt->runner : "pytest";
+	task.grep = (char *)bt->grep;
+	task.argv = (char **)bt->argv;
+	task.nargv = bt->nargv;
+	task.queue = (char *)bt->queue;
+	task.cwd = (char *)bt->cwd;
+	task.mark = (char *)bt->mark;
+	task.kexpr = (char *)bt->kexpr;
+	task.timeout_s = bt->timeout_s;
+	task.reruns = bt->reruns;
+	task.env = (struct kv *)bt->env;
+	task.nenv = bt->nenv;
+	task.ntests = st->ntests;
+	task.tests = xcalloc(st->ntests + 1, sizeof(char *));
+	for (i = 0; i < st->ntests; i++)
+		task.tests[i] = bt->ids[st->tests[i]];
+	proto_encode_task(&task, msg, len);
+	free(task.tests);
+}
+
+/* A pipeline: commands appended, replies read every RUN_PIPELINE. */
+struct run_pipe {
+	redisContext *c;
+	size_t pending;
+	char *what; /* the key of the last command, for messages */
+};
+
+static int run_pipe_append(struct run_pipe *pp, int argc, const char **argv,
+			   const size_t *lens, char *err, size_t errlen)
+{
+	if (redisAppendCommandArgv(pp->c, argc, argv, lens) != REDIS_OK) {
+		snprintf(err, errlen, "redis: %s %s: %s", argv[0], argv[1],
+			 pp->c->errstr[0] ? pp->c->errstr : "cannot queue");
+		return -1;
+	}
+	pp->pending++;
+	if (pp->what == NULL || strcmp(pp->what, argv[1]) != 0) {
+		free(pp->what);
+		pp->what = xstrdup(argv[1]);
+	}
+	if (pp->pending >= RUN_PIPELINE) {
+		size_t n = pp->pending;
+
+		pp->pending = 0;
+		return run_read_replies(pp->c, n, pp->what, err, errlen);
+	}
+	return 0;
+}
+
+static int run_pipe_flush(struct run_pipe *pp, char *err, size_t errlen)
+{
+	size_t n = pp->pending;
+
+	pp->pending = 0;
+	if (n == 0)
+		return 0;
+	return run_read_replies(pp->c, n, pp->what ? pp->what : "redis", err,
+				errlen);
+}
+
+/* Queues the tasks: first those that wait in their phase's list
+ * (RPUSH "<queue>\n<task>"), then those that start now (XADD), so that
+ * no phase can end before the next one's tasks are in place; the
+ * estimates go along. */
+static int run_enqueue(redisContext *c, const struct run_spec *s,
+		       const struct run_item *items, size_t nitems, char *err,
 		       size_t errlen)
 {
-	size_t b, t, pending = 0, seq = 0;
-	char *key = NULL, *last_key = NULL;
 	char *estkey = run_key_estimates(s->prefix, s->id);
 	struct run_est_batch est;
-	int ret = -1, rc;
+	struct run_pipe pp;
+	size_t i, t;
+	int pass, ret = -1, rc;
 
 	memset(&est, 0, sizeof(est));
-	for (b = 0; b < s->nbatches; b++) {
-		const struct run_batch *bt = &s->batches[b];
-
-		free(key);
-		key = key_queue(s->prefix, bt->queue);
-		for (t = 0; t < bt->plan->ntasks; t++) {
-			const struct shard_task *st = &bt->plan->tasks[t];
-			struct task task;
-			char tid[24];
-			char *msg = NULL;
-			size_t len = 0, i;
+	memset(&pp, 0, sizeof(pp));
+	pp.c = c;
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < nitems; i++) {
+			const struct run_item *it = &items[i];
+			const struct run_batch *bt = &s->batches[it->batch];
+			const struct shard_task *st =
+			    &bt->plan->tasks[it->task];
 			const char *argv[5];
-			size_t argvlen[5];
+			size_t lens[5];
+			char tid[24];
+			char *msg = NULL, *key, *member = NULL;
+			size_t len = 0, qlen = strlen(bt->queue);
 
-			memset(&task, 0, sizeof(task));
-			snprintf(tid, sizeof(tid), "t%05zu", ++seq);
-			task.run = (char *)s->id;
-			task.id = tid;
-			task.attempt = 1;
-			task.suite = (char *)bt->suite;
-			task.phase = (char *)bt->phase;
-			task.runner = "pytest";
-			task.queue = (char *)bt->queue;
-			task.cwd = (char *)bt->cwd;
-			task.mark = (char *)bt->mark;
-			task.kexpr = (char *)bt->kexpr;
-			task.timeout_s = bt->timeout_s;
-			task.reruns = bt->reruns;
-			task.env = (struct kv *)bt->env;
-			task.nenv = bt->nenv;
-			task.ntests = st->ntests;
-			task.tests = xcalloc(st->ntests, sizeof(char *));
-			for (i = 0; i < st->ntests; i++)
-				task.tests[i] = bt->ids[st->tests[i]];
-			proto_encode_task(&task, &msg, &len);
-			free(task.tests);
-			argv[0] = "XADD";
-			argvlen[0] = 4;
-			argv[1] = key;
-			argvlen[1] = strlen(key);
-			argv[2] = "*";
-			argvlen[2] = 1;
-			argv[3] = "m";
-			argvlen[3] = 1;
-			argv[4] = msg;
-			argvlen[4] = len;
-			rc = redisAppendCommandArgv(c, 5, argv, argvlen);
-			free(msg);
-			if (rc != REDIS_OK) {
-				snprintf(err, errlen, "redis: XADD %s: %s", key,
-					 c->errstr[0] ? c->errstr
-						      : "cannot queue");
-				goto out;
+			if (it->now != pass)
+				continue;
+			snprintf(tid, sizeof(tid), "t%05zu", i + 1);
+			run_encode_task(s, bt, st, tid, &msg, &len);
+			if (it->now) {
+				key = key_queue(s->prefix, bt->queue);
+				argv[0] = "XADD";
+				argv[2] = "*";
+				argv[3] = "m";
+				argv[4] = msg;
+				lens[4] = len;
+			} else {
+				key = key_phase(s->prefix, s->id,
+						(unsigned)it->phase);
+				member = xmalloc(qlen + 1 + len);
+				memcpy(member, bt->queue, qlen);
+				member[qlen] = '\n';
+				memcpy(member + qlen + 1, msg, len);
+				argv[0] = "RPUSH";
+				argv[2] = member;
+				lens[2] = qlen + 1 + len;
 			}
-			pending++;
-			free(last_key);
-			last_key = xstrdup(key);
+			argv[1] = key;
+			lens[0] = strlen(argv[0]);
+			lens[1] = strlen(key);
+			if (it->now) {
+				lens[2] = 1;
+				lens[3] = 1;
+			}
+			rc = run_pipe_append(&pp, it->now ? 5 : 3, argv, lens,
+					     err, errlen);
+			free(member);
+			free(msg);
+			free(key);
+			if (rc < 0)
+				goto out;
 			est.items[est.n++] = xstrdup(tid);
 			est.items[est.n++] =
 			    xasprintf("%.6f %zu", st->estimate_s, st->ntests);
@@ -311,30 +502,156 @@ static int run_enqueue(redisContext *c, const struct run_spec *s, char *err,
 				    run_est_flush(c, estkey, &est, err, errlen);
 				if (rc < 0)
 					goto out;
-				pending += (size_t)rc;
-			}
-			if (pending >= RUN_PIPELINE) {
-				if (run_read_replies(c, pending, key, err,
-						     errlen) < 0)
-					goto out;
-				pending = 0;
+				pp.pending += (size_t)rc;
 			}
 		}
 	}
 	rc = run_est_flush(c, estkey, &est, err, errlen);
 	if (rc < 0)
 		goto out;
-	pending += (size_t)rc;
-	if (pending > 0 &&
-	    run_read_replies(c, pending, last_key, err, errlen) < 0)
+	pp.pending += (size_t)rc;
+	if (run_pipe_flush(&pp, err, errlen) < 0)
 		goto out;
 	ret = 0;
 out:
 	for (t = 0; t < est.n; t++)
 		free(est.items[t]);
-	free(last_key);
-	free(key);
+	free(pp.what);
 	free(estkey);
+	return ret;
+}
+
+/* Redis's clock (TIME), so phase deadlines do not depend on this
+ * machine's. Returns 0 with *now set, or -1 with a message in err. */
+static int run_redis_time(redisContext *c, double *now, char *err,
+			  size_t errlen)
+{
+	const char *argv[1] = {"TIME"};
+	redisReply *r = run_cmd(c, 1, argv, NULL, err, errlen);
+	int ret = -1;
+
+	if (r == NULL)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[1]->type != REDIS_REPLY_STRING) {
+		snprintf(err, errlen, "redis: TIME: unexpected reply");
+		goto out;
+	}
+	*now = strtod(r->element[0]->str, NULL) +
+	       strtod(r->element[1]->str, NULL) / 1e6;
+	ret = 0;
+out:
+	freeReplyObject(r);
+	return ret;
+}
+
+/* A growing HSET argument list whose strings it owns. */
+struct run_hset {
+	char **argv;
+	size_t n, cap;
+};
+
+static void run_hset_add(struct run_hset *h, char *key, char *value)
+{
+	if (h->n + 2 > h->cap) {
+		h->cap = h->cap ? h->cap * 2 : 64;
+		h->argv = xreallocarray(h->argv, h->cap, sizeof(*h->argv));
+	}
+	h->argv[h->n++] = key;
+	h->argv[h->n++] = value;
+}
+
+static void run_hset_release(struct run_hset *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		free(h->argv[i]);
+	free(h->argv);
+	memset(h, 0, sizeof(*h));
+}
+
+/* The phase fields of the run hash (docs/protocol.md), its deadline
+ * entry when the first phase has a timeout. Before any task is queued. */
+static int run_write_phases(redisContext *c, const struct run_spec *s,
+			    const struct run_phases *ph,
+			    const struct run_item *items, size_t nitems,
+			    size_t first, char *err, size_t errlen)
+{
+	char *runkey = key_run(s->prefix, s->id);
+	struct run_hset h;
+	const char **argv = NULL;
+	size_t i, nnow = 0;
+	double now = 0;
+	redisReply *r;
+	int ret = -1;
+
+	memset(&h, 0, sizeof(h));
+	for (i = 0; i < nitems; i++)
+		nnow += items[i].now != 0;
+	if (run_redis_time(c, &now, err, errlen) < 0)
+		goto out;
+	run_hset_add(&h, xstrdup("phase_count"), xasprintf("%zu", ph->n));
+	run_hset_add(&h, xstrdup("phase_cur"),
+		     xasprintf("%zu", first < ph->n ? first : 0));
+	run_hset_add(&h, xstrdup("tasks_planned"), xasprintf("%zu", nitems));
+	for (i = 0; i < ph->n; i++) {
+		const struct run_phase_decl *d = &ph->v[i];
+		const char *st = i == first  ? "running"
+				 : i < first ? "skipped"
+					     : "pending";
+
+		run_hset_add(&h, xasprintf("phidx:%s", d->name),
+			     xasprintf("%zu", i));
+#define PH(f, ...)                                                             \
+	run_hset_add(&h, xasprintf("ph:%zu:" f, i), xasprintf(__VA_ARGS__))
+		PH("name", "%s", d->name);
+		PH("required", "%d", d->required ? 1 : 0);
+		PH("parallel", "%d", d->sequential ? 0 : 1);
+		PH("timeout", "%u", d->timeout_s);
+		PH("planned", "%zu", ph->planned[i]);
+		PH("tasks", "%zu", i == first ? nnow : 0);
+		PH("done", "0");
+		PH("bad", "0");
+		PH("status", "%s", st);
+		if (i == first) {
+			PH("started_at", "%.3f", now);
+			if (d->timeout_s > 0)
+				PH("deadline", "%.3f", now + d->timeout_s);
+		}
+#undef PH
+	}
+	argv = xcalloc(h.n + 2, sizeof(*argv));
+	argv[0] = "HSET";
+	argv[1] = runkey;
+	for (i = 0; i < h.n; i++)
+		argv[i + 2] = h.argv[i];
+	r = run_cmd(c, (int)h.n + 2, argv, NULL, err, errlen);
+	if (r == NULL)
+		goto out;
+	freeReplyObject(r);
+	if (first < ph->n && ph->v[first].timeout_s > 0) {
+		char *dl = key_phase_deadlines(s->prefix);
+		char score[40];
+
+		snprintf(score, sizeof(score), "%.0f",
+			 (now + ph->v[first].timeout_s) * 1000);
+		argv[0] = "ZADD";
+		argv[1] = dl;
+		argv[2] = score;
+		argv[3] = s->id;
+		r = run_cmd(c, 4, argv, NULL, err, errlen);
+		free(dl);
+		if (r == NULL)
+			goto out;
+		freeReplyObject(r);
+	}
+	ret = 0;
+out:
+	free(argv);
+	run_hset_release(&h);
+	free(runkey);
 	return ret;
 }
 
@@ -344,15 +661,17 @@ int run_create(redisContext *c, const struct run_spec *s, char *err,
 	char *runkey = key_run(s->prefix, s->id);
 	char *runs = key_runs(s->prefix);
 	char *queues = run_queues(s);
-	char *phases = run_phases_field(s);
+	char *phases = NULL;
 	char *suites = run_suites_field(s);
 	char created[32], tasks[24], tests[24], tmo[24], run_tmo[24];
 	char slots[24], estimate[32], eta[32];
 	char *policy[POLICY_NFIELDS];
 	struct policy defaults;
+	struct run_phases ph;
+	struct run_item *items = NULL;
 	const char *argv[64];
 	struct timespec ts;
-	size_t ntasks = 0, ntests = 0, i;
+	size_t ntests = 0, nitems = 0, nnow = 0, first = 0, i;
 	double total_est = 0;
 	redisReply *r;
 	int argc = 0, ret = -1;
@@ -360,14 +679,20 @@ int run_create(redisContext *c, const struct run_spec *s, char *err,
 	policy_init(&defaults);
 	policy_fields(s->policy != NULL ? s->policy : &defaults, policy);
 	policy_release(&defaults);
+	run_phases_build(s, &ph);
+	phases = run_phases_field(&ph);
+	items = run_items(s, &ph, &nitems, &first);
+	for (i = 0; i < nitems; i++)
+		nnow += items[i].now != 0;
 
 	for (i = 0; i < s->nbatches; i++) {
-		ntasks += s->batches[i].plan->ntasks;
 		for (size_t t = 0; t < s->batches[i].plan->ntasks; t++) {
 			ntests += s->batches[i].plan->tasks[t].ntests;
 			total_est += s->batches[i].plan->tasks[t].estimate_s;
 		}
 	}
+	/* Every queue of every phase: a later phase's tasks are queued by
+	 * the complete script, which cannot create groups for them. */
 	for (i = 0; i < s->nbatches; i++) {
 		size_t j;
 		int dup = 0;
@@ -382,7 +707,7 @@ int run_create(redisContext *c, const struct run_spec *s, char *err,
 	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(created, sizeof(created), "%lld.%03ld", (long long)ts.tv_sec,
 		 ts.tv_nsec / 1000000);
-	snprintf(tasks, sizeof(tasks), "%zu", ntasks);
+	snprintf(tasks, sizeof(tasks), "%zu", nnow);
 	snprintf(tests, sizeof(tests), "%zu", ntests);
 	snprintf(tmo, sizeof(tmo), "%u", s->timeout_s);
 	snprintf(run_tmo, sizeof(run_tmo), "%u", s->run_timeout_s);
@@ -418,12 +743,15 @@ int run_create(redisContext *c, const struct run_spec *s, char *err,
 	if (s->history != NULL && s->history[0] != '\0')
 		RUN_FIELD(HISTORY_RUN_FIELD, s->history);
 #undef RUN_FIELD
-	/* The hash (with tasks_total) exists before the first task can
-	 * complete, so the completion script always sees the total. */
+	/* The hash (with tasks_total and the phases) exists before the
+	 * first task can complete, so the completion script always sees
+	 * them. */
 	r = run_cmd(c, argc, argv, NULL, err, errlen);
 	if (r == NULL)
 		goto out;
 	freeReplyObject(r);
+	if (run_write_phases(c, s, &ph, items, nitems, first, err, errlen) < 0)
+		goto out;
 	argv[0] = "ZADD";
 	argv[1] = runs;
 	argv[2] = created;
@@ -432,12 +760,14 @@ int run_create(redisContext *c, const struct run_spec *s, char *err,
 	if (r == NULL)
 		goto out;
 	freeReplyObject(r);
-	if (run_enqueue(c, s, err, errlen) < 0)
+	if (run_enqueue(c, s, items, nitems, err, errlen) < 0)
 		goto out;
 	ret = 0;
 out:
 	for (i = 0; i < POLICY_NFIELDS; i++)
 		free(policy[i]);
+	free(items);
+	run_phases_release(&ph);
 	free(suites);
 	free(phases);
 	free(queues);
@@ -606,6 +936,7 @@ void run_phases_parse(const char *s, struct run_phase_decl **out, size_t *n)
 
 		if (nl > 0) {
 			v = xreallocarray(v, cnt + 1, sizeof(*v));
+			memset(&v[cnt], 0, sizeof(v[cnt]));
 			v[cnt].name = xstrndup(p, nl);
 			v[cnt].required =
 			    !(colon != NULL && (size_t)(colon - p) + 2 == l &&
@@ -631,11 +962,30 @@ void run_phases_free(struct run_phase_decl *p, size_t n)
 
 void run_info_declare(const struct run_info *ri, struct aggregator *a)
 {
+	unsigned n = run_uint(run_info_get(ri, "phase_count"));
 	size_t i;
 
 	for (i = 0; i < ri->nphases; i++)
 		aggregator_phase(a, ri->phases[i].name, ri->phases[i].required);
-	if (ri->tasks_total > 0)
+	/* A phase that ran out of time says so only in the hash. */
+	for (i = 0; i < n && i < RUN_MAX_PHASES; i++) {
+		char field[48];
+		const char *name, *status;
+
+		snprintf(field, sizeof(field), "ph:%zu:status", i);
+		status = run_info_get(ri, field);
+		if (status == NULL || strcmp(status, "timeout") != 0)
+			continue;
+		snprintf(field, sizeof(field), "ph:%zu:name", i);
+		name = run_info_get(ri, field);
+		snprintf(field, sizeof(field), "ph:%zu:timeout", i);
+		if (name != NULL)
+			aggregator_phase_timeout(
+			    a, name, run_uint(run_info_get(ri, field)));
+	}
+	/* 0 is a count too: a run whose only phase timed out before any
+	 * task landed expects none. */
+	if (ri->tasks_total > 0 || run_info_get(ri, "phase_count") != NULL)
 		aggregator_expect_tasks(a, ri->tasks_total);
 	aggregator_set_times(a, ri->created_at, ri->finished_at);
 }
@@ -716,28 +1066,54 @@ static void run_keys(const char *prefix, const char *run, char *keys[RUN_NKEYS])
 	keys[4] = key_plan(prefix, run);
 }
 
+/* The number of phases of a run, from its hash (0 when it has none or
+ * on any error: the phase lists are then simply not touched). */
+static unsigned run_phase_count(redisContext *c, const char *prefix,
+				const char *run)
+{
+	char *key = key_run(prefix, run);
+	const char *argv[3] = {"HGET", key, "phase_count"};
+	redisReply *r = redisCommandArgv(c, 3, argv, NULL);
+	unsigned n = 0;
+
+	if (r != NULL && r->type == REDIS_REPLY_STRING)
+		n = run_uint(r->str);
+	if (r != NULL)
+		freeReplyObject(r);
+	free(key);
+	return n < RUN_MAX_PHASES ? n : RUN_MAX_PHASES;
+}
+
 int run_expire(redisContext *c, const char *prefix, const char *run,
 	       long long ttl_s, char *err, size_t errlen)
 {
 	char *keys[RUN_NKEYS];
 	char ttl[32];
+	unsigned nph = run_phase_count(c, prefix, run);
 	size_t i, appended = 0;
 	int ret = -1;
 
 	run_keys(prefix, run, keys);
 	snprintf(ttl, sizeof(ttl), "%lld", ttl_s);
-	for (i = 0; i < RUN_NKEYS; i++) {
-		const char *argv[3] = {"EXPIRE", keys[i], ttl};
+	for (i = 0; i < RUN_NKEYS + nph; i++) {
+		char *phkey =
+		    i >= RUN_NKEYS
+			? key_phase(prefix, run, (unsigned)(i - RUN_NKEYS))
+			: NULL;
+		const char *key = phkey != NULL ? phkey : keys[i];
+		const char *argv[3] = {"EXPIRE", key, ttl};
+		int rc = redisAppendCommandArgv(c, 3, argv, NULL);
 
-		if (redisAppendCommandArgv(c, 3, argv, NULL) != REDIS_OK) {
-			snprintf(err, errlen, "redis: EXPIRE %s: %s", keys[i],
+		if (rc != REDIS_OK)
+			snprintf(err, errlen, "redis: EXPIRE %s: %s", key,
 				 c->errstr[0] ? c->errstr : "cannot send");
+		free(phkey);
+		if (rc != REDIS_OK)
 			break;
-		}
 		appended++;
 	}
 	if (run_read_replies(c, appended, keys[0], err, errlen) == 0 &&
-	    appended == RUN_NKEYS)
+	    appended == RUN_NKEYS + nph)
 		ret = 0;
 	for (i = 0; i < RUN_NKEYS; i++)
 		free(keys[i]);
@@ -750,11 +1126,24 @@ static int run_remove(redisContext *c, const char *prefix, const char *runs,
 {
 	char *keys[RUN_NKEYS];
 	const char *argv[RUN_NKEYS + 1];
+	unsigned nph = run_phase_count(c, prefix, run), p;
 	redisReply *r;
 	size_t i;
 	int ret = -1;
 
 	run_keys(prefix, run, keys);
+	/* The phases' waiting tasks first: their count is in the hash. */
+	for (p = 0; p < nph; p++) {
+		char *phkey = key_phase(prefix, run, p);
+
+		argv[0] = "UNLINK";
+		argv[1] = phkey;
+		r = run_cmd(c, 2, argv, NULL, err, errlen);
+		free(phkey);
+		if (r == NULL)
+			goto out;
+		freeReplyObject(r);
+	}
 	argv[0] = "UNLINK";
 	for (i = 0; i < RUN_NKEYS; i++)
 		argv[i + 1] = keys[i];

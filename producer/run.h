@@ -29,11 +29,19 @@ struct run_batch {
 	size_t nenv;
 	char *const *ids;
 	const struct shard_plan *plan;
+	const char *runner; /* NULL = "pytest"; or "playwright", "command" */
+	const char *grep;   /* playwright --grep, NULL = none */
+	char *const *argv;  /* command runner: the program and arguments */
+	size_t nargv;
 };
 
+/* A phase of the run (DESIGN section 6, docs/delivery.md "Phases"). */
 struct run_phase_decl {
 	const char *name;
-	int required;
+	int required;	    /* a failure skips the later phases */
+	int sequential;	    /* parallel: false -- one task at a time, stop at
+			     * the first failed one */
+	unsigned timeout_s; /* the whole phase; 0 = none */
 };
 
 struct run_spec {
@@ -63,15 +71,22 @@ struct run_spec {
  * frees. */
 char *run_id_new(void);
 
-/* Creates the run: the consumer group on every queue (BUSYGROUP ignored),
- * the run hash (status running, counters, cwd, args, queues, phases as
- * "name:1,name:0", the run policy of docs/delivery.md, run_timeout, slots,
- * estimate_s = the sum of the task estimates, eta_s, history), its entry in
- * <prefix>:runs, then every task, XADDed in pipelined batches, with its
- * estimate in <prefix>:run:<id>:est (task id -> "<seconds> <tests>"). Task
- * ids are t00001, t00002, ... in batch and plan order. Returns 0, or -1 with a
- * one-line message in err (a connection error, or an error reply such as
- * NOPERM). */
+/* Creates the run: the consumer group on every queue of every phase
+ * (BUSYGROUP ignored), the run hash (status running, counters, cwd, args,
+ * queues, phases as "name:1,name:0", the run policy of docs/delivery.md,
+ * run_timeout, slots, estimate_s = the sum of the task estimates, eta_s,
+ * history, and the phase fields of docs/protocol.md: phase_count,
+ * phase_cur, phidx:<name>, ph:<i>:*, tasks_planned), its entry in
+ * <prefix>:runs, then the tasks, pipelined, with their estimates in
+ * <prefix>:run:<id>:est (task id -> "<seconds> <tests>"). Phases run in
+ * order (s->phases, then any phase only a batch names, as required): the
+ * tasks of every phase but the first, and of a sequential first phase all
+ * but its first task, wait in <prefix>:run:<id>:phase:<i> (pushed first);
+ * the others are XADDed, and tasks_total counts only those. The complete
+ * script queues the rest as phases advance. Task ids are t00001,
+ * t00002, ... in phase, batch and plan order (a sequential phase's tasks
+ * in collection order). Returns 0, or -1 with a one-line message in err (a
+ * connection error, or an error reply such as NOPERM). */
 int run_create(redisContext *c, const struct run_spec *s, char *err,
 	       size_t errlen);
 
@@ -106,7 +121,8 @@ void run_info_release(struct run_info *ri);
 const char *run_info_get(const struct run_info *ri, const char *field);
 
 /* Parses "name:1,name:0" into *out (names malloc'd; release with
- * run_phases_free). Entries without ":0"/":1" count as required. */
+ * run_phases_free). Entries without ":0"/":1" count as required;
+ * sequential and timeout_s are 0 (they are in the ph:<i>:* fields). */
 void run_phases_parse(const char *s, struct run_phase_decl **out, size_t *n);
 void run_phases_free(struct run_phase_decl *p, size_t n);
 
@@ -134,7 +150,8 @@ int run_load_estimates(redisContext *c, const char *prefix, const char *run,
 void run_estimates_release(struct run_estimates *e);
 
 /* Sets the expiry of a run's keys (hash, results, done set, estimates,
- * plan) to ttl_s seconds. Returns 0, or -1 with a message in err. */
+ * plan, the phases' waiting tasks) to ttl_s seconds. Returns 0, or -1
+ * with a message in err. */
 int run_expire(redisContext *c, const char *prefix, const char *run,
 	       long long ttl_s, char *err, size_t errlen);
 
@@ -149,8 +166,10 @@ long run_sweep(redisContext *c, const char *prefix, double now, char *err,
 /* "<prefix>:run:<id>:est". Caller frees. */
 char *run_key_estimates(const char *prefix, const char *run);
 
-/* Tells the aggregator what the hash knows: phases in order, the number
- * of tasks, the start time (and the end, when the run is finished). */
+/* Tells the aggregator what the hash knows: phases in order, the phases
+ * that timed out, the number of tasks, the start time (and the end, when
+ * the run is finished). Called again with the hash as the run ended, it
+ * updates the number of tasks (later phases and follow-ups add to it). */
 void run_info_declare(const struct run_info *ri, struct aggregator *a);
 
 #endif

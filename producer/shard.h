@@ -46,8 +46,10 @@ struct shard_plan {
 int shard_mode_parse(const char *s, struct shard_mode *out, char *err,
 		     size_t errlen);
 
-/* The file part of a test id: the bytes before the first "::" (the whole id
- * when there is none). Returns its length. */
+/* The file part of a test id: the bytes before the first "::"; for a
+ * Playwright id ("[project] › file:line › title", shared/pwid.h) the
+ * "[project] › file" before the line; else the whole id. Returns its
+ * length. */
 size_t shard_file_len(const char *id);
 
 /* The estimate given to tests whose duration is unknown (negative or

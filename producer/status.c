@@ -192,14 +192,25 @@ static int status_workers(redisContext *c, const char *prefix, FILE *out,
 		const redisReply *k = r->element[i], *v = r->element[i + 1];
 		double beat =
 		    v->type == REDIS_REPLY_STRING ? strtod(v->str, NULL) : 0;
+		const char *queues;
 		char age[32];
 
 		if (k->type != REDIS_REPLY_STRING ||
 		    now - beat >= STATUS_LIVE_S)
 			continue;
 		status_age(now - beat, age, sizeof(age));
-		fprintf(out, "  %-40.*s heartbeat %s ago\n", (int)k->len,
-			k->str, age);
+		/* "<time> <queue,queue>" (docs/protocol.md); older workers
+		 * wrote the time alone. */
+		queues = memchr(v->str, ' ', v->len);
+		if (queues != NULL)
+			fprintf(out,
+				"  %-40.*s heartbeat %s ago, queues %.*s\n",
+				(int)k->len, k->str, age,
+				(int)(v->len - (size_t)(queues + 1 - v->str)),
+				queues + 1);
+		else
+			fprintf(out, "  %-40.*s heartbeat %s ago\n",
+				(int)k->len, k->str, age);
 	}
 	ret = 0;
 out:

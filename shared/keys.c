@@ -28,6 +28,16 @@ char *key_plan(const char *prefix, const char *run)
 	return xasprintf("%s:run:%s:plan", prefix, run);
 }
 
+char *key_phase(const char *prefix, const char *run, unsigned phase)
+{
+	return xasprintf("%s:run:%s:phase:%u", prefix, run, phase);
+}
+
+char *key_phase_deadlines(const char *prefix)
+{
+	return xasprintf("%s:phase_deadlines", prefix);
+}
+
 char *key_runs(const char *prefix)
 {
 	return xasprintf("%s:runs", prefix);

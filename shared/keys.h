@@ -13,6 +13,9 @@ char *key_run(const char *prefix, const char *run);        /* tf:run:<id> */
 char *key_results(const char *prefix, const char *run);    /* ...:results */
 char *key_done(const char *prefix, const char *run);       /* ...:done */
 char *key_plan(const char *prefix, const char *run);       /* ...:plan */
+/* tf:run:<id>:phase:<i>, the tasks of phase i not queued yet */
+char *key_phase(const char *prefix, const char *run, unsigned phase);
+char *key_phase_deadlines(const char *prefix);      /* tf:phase_deadlines */
 char *key_runs(const char *prefix);                        /* tf:runs */
 char *key_workers(const char *prefix);                     /* tf:workers */
 char *key_durations(const char *prefix, const char *suite);

@@ -233,7 +233,8 @@ char *child_mkdtemp(const char *prefix, char *err, size_t errlen)
 	const char *base = getenv("TMPDIR");
 	char *path;
 
-	if (!base || base[0] != '/')
+	if (!base || base[0] != '/' ||
+	    strlen(base) + 1 + strlen(prefix) + 6 > CHILD_TMPDIR_MAX)
 		base = "/tmp";
 	path = xasprintf("%s/%sXXXXXX", base, prefix);
 	if (!mkdtemp(path)) {

@@ -47,8 +47,16 @@ int env_name_ok(const char *name);
 /* The NULL-terminated array for child_spawn, borrowed from e. */
 char *const *env_vars(struct env *e);
 
-/* Creates <base>/<prefix>XXXXXX with mode 0700, where base is $TMPDIR or
- * /tmp. Returns the new path (caller frees), or NULL with a message. */
+/* The longest temporary directory handed to a runner as its TMPDIR:
+ * runners make unix sockets below it (Chromium:
+ * $TMPDIR/org.chromium.Chromium.XXXXXX/SingletonSocket, 46 more bytes) and
+ * a socket path holds at most 107. */
+#define CHILD_TMPDIR_MAX 60
+
+/* Creates <base>/<prefix>XXXXXX with mode 0700, where base is $TMPDIR, or
+ * /tmp when TMPDIR is unset, relative, or so long that the path would pass
+ * CHILD_TMPDIR_MAX bytes. Returns the new path (caller frees), or NULL
+ * with a message. */
 char *child_mkdtemp(const char *prefix, char *err, size_t errlen);
 
 /* Removes path and everything below it without following symlinks,

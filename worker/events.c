@@ -180,6 +180,7 @@ void events_release(struct events *e)
 	free(e->index);
 	free(e->line);
 	free(e->running);
+	free(e->only);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -273,6 +274,27 @@ static int events_add(struct events *e, struct test_result *r)
 	return 0;
 }
 
+static int events_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void events_only(struct events *e, char *const *ids, size_t n)
+{
+	free(e->only);
+	e->only = xcalloc(n + 1, sizeof(*e->only));
+	memcpy(e->only, ids, n * sizeof(*ids));
+	e->nonly = n;
+	qsort(e->only, n, sizeof(*e->only), events_cmp_str);
+}
+
+static int events_wanted(const struct events *e, const char *id)
+{
+	return e->only == NULL ||
+	       bsearch(&id, e->only, e->nonly, sizeof(*e->only),
+		       events_cmp_str) != NULL;
+}
+
 static void events_line(struct events *e, const char *line, size_t len,
 			events_fn fn, void *arg)
 {
@@ -288,6 +310,11 @@ static void events_line(struct events *e, const char *line, size_t len,
 		e->dropped++;
 		if (fn)
 			fn(arg, NULL, err);
+		return;
+	}
+	if (!events_wanted(e, ev.test.id)) {
+		e->ignored++;
+		runner_event_release(&ev);
 		return;
 	}
 	if (ev.kind == EVENT_START) {

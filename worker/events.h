@@ -58,10 +58,19 @@ struct events {
 	unsigned starts;   /* start events seen */
 	unsigned finishes; /* finish events seen */
 	unsigned dropped;  /* lines or results dropped */
+	const char **only; /* events_only: sorted, borrowed ids, or NULL */
+	size_t nonly;
+	unsigned ignored; /* events for ids outside "only" */
 };
 
 void events_init(struct events *e);
 void events_release(struct events *e);
+/* Keeps only the events of these ids (borrowed: they must outlive e); the
+ * others are counted in e->ignored and otherwise skipped -- not folded in,
+ * not "running", not passed to the callback. For runners whose selectors
+ * may run more than the task asked for (Playwright's file:line also runs
+ * the other tests on that line). */
+void events_only(struct events *e, char *const *ids, size_t n);
 /* Feeds bytes from the pipe; complete lines are parsed and folded in. A
  * second finish for the same id replaces the first. fn may be NULL. */
 void events_feed(struct events *e, const char *data, size_t len, events_fn fn,

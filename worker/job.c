@@ -217,6 +217,8 @@ static void build_result(struct job *j)
 	struct task_result *r = &j->result;
 	const struct task *t = &j->task;
 	int is_pytest = t->runner && strcmp(t->runner, "pytest") == 0;
+	int is_command = t->runner && strcmp(t->runner, "command") == 0;
+	const char *label = is_command ? "command" : t->runner;
 	char *wr, *tail = NULL;
 	int code;
 
@@ -265,8 +267,8 @@ static void build_result(struct job *j)
 			/* It died in the middle of a test (os._exit, a
 			 * crashing extension): that is the news, not what
 			 * pytest's exit status would otherwise mean. */
-			set_message(j, "%s exited with status %d%s",
-				    is_pytest ? "pytest" : "command", code, wr);
+			set_message(j, "%s exited with status %d%s", label,
+				    code, wr);
 		} else if (is_pytest && code >= 2 && code <= 5) {
 			/* Usage errors and empty selections are permanent;
 			 * an interrupted run keeps the results it has. */
@@ -275,10 +277,13 @@ static void build_result(struct job *j)
 			set_message(j, "pytest %s (exit status %d)%s%s%s",
 				    pytest_exit_meaning(code), code, wr,
 				    tail[0] ? ": " : "", tail);
-		} else if (code > 1 || (code != 0 && !is_pytest)) {
-			set_message(j, "%s exited with status %d%s%s%s",
-				    is_pytest ? "pytest" : "command", code, wr,
-				    tail[0] ? ": " : "", tail);
+		} else if (code > 1 || (code != 0 && is_command) ||
+			   (code != 0 && !is_pytest &&
+			    j->events.finishes == 0)) {
+			/* Playwright, like pytest, exits 1 when tests
+			 * failed; without a single result it is news. */
+			set_message(j, "%s exited with status %d%s%s%s", label,
+				    code, wr, tail[0] ? ": " : "", tail);
 		}
 	}
 	free(wr);
@@ -288,17 +293,18 @@ static void build_result(struct job *j)
 		r->tests = events_take_results(&j->events, &r->ntests);
 	else
 		results_from_junit(j, r);
-	if (r->ntests == 0 && !is_pytest && WIFEXITED(j->wstatus) &&
+	if (r->ntests == 0 && is_command && WIFEXITED(j->wstatus) &&
 	    r->status == TASK_COMPLETED)
 		results_from_exit(j, r);
 	/* A command that ran to its end leaves nothing unfinished: its
 	 * JUnit names need not match what the task listed. A runner that
 	 * exited in the middle of a test did not run to its end: a file or
-	 * class it was given counts as done only with an exact result. */
-	if (is_pytest || r->status != TASK_COMPLETED)
+	 * class it was given counts as done only with an exact result.
+	 * Playwright's ids are always exact. */
+	if (!is_command || r->status != TASK_COMPLETED)
 		r->unfinished = runner_unfinished(
 		    t->tests, t->ntests, r->tests, r->ntests,
-		    r->status == TASK_COMPLETED && !r->running,
+		    is_pytest && r->status == TASK_COMPLETED && !r->running,
 		    &r->nunfinished);
 	if (r->status != TASK_COMPLETED || r->exit_code != 0)
 		r->output = capture_text(&j->cap, NULL);
@@ -574,9 +580,14 @@ static int job_launch(struct job *j, char *err, size_t errlen)
 			 strerror(errno));
 		goto out;
 	}
-	if (runner_argv(j->conf->runners, &j->task, j->junit_path, &argv, err,
-			errlen) < 0)
+	if (runner_argv(j->conf->runners, &j->task, j->junit_path, artifacts,
+			&argv, err, errlen) < 0)
 		goto out;
+	/* Playwright's file:line selectors also run the other tests on the
+	 * same line (and, with several projects, in the other projects):
+	 * only the task's own ids count. */
+	if (strcmp(j->task.runner, "playwright") == 0)
+		events_only(&j->events, j->task.tests, j->task.ntests);
 	build_env(j, &env);
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(evp, O_CLOEXEC) < 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
@@ -757,9 +768,62 @@ static long job_dir_pid(const char *name)
 	return pid > 0 ? pid : -1;
 }
 
-unsigned job_sweep_dead(void (*warn)(void *arg, const char *msg), void *arg)
+/* Kills every process whose environment says TMPDIR=<dir>: the processes
+ * of a dead worker's task (the worker gives each task its own TMPDIR, so a
+ * match cannot be anyone else's, whatever its process group). Returns how
+ * many were signalled. */
+static unsigned kill_task_leftovers(const char *dir)
 {
-	const char *base = getenv("TMPDIR");
+	char *want = xasprintf("TMPDIR=%s", dir);
+	size_t wantlen = strlen(want) + 1; /* with the NUL that ends it */
+	unsigned n = 0;
+	struct dirent *de;
+	DIR *proc;
+
+	proc = opendir("/proc");
+	if (!proc)
+		goto out;
+	while ((de = readdir(proc)) != NULL) {
+		char path[64], env[65536];
+		ssize_t len, off;
+		long pid;
+		char *end;
+		int fd;
+
+		pid = strtol(de->d_name, &end, 10);
+		if (*end != '\0' || pid <= 1 || pid == (long)getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/environ", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, env, sizeof(env));
+		close(fd);
+		for (off = 0; len > 0 && off < len;) {
+			size_t left = (size_t)(len - off);
+
+			if (left >= wantlen &&
+			    memcmp(env + off, want, wantlen) == 0) {
+				if (kill((pid_t)pid, SIGKILL) == 0)
+					n++;
+				break;
+			}
+			end = memchr(env + off, '\0', left);
+			if (!end)
+				break;
+			off = end - env + 1;
+		}
+	}
+	closedir(proc);
+out:
+	free(want);
+	return n;
+}
+
+/* Sweeps one directory (see job_sweep_dead). */
+static unsigned sweep_dir(const char *base,
+			  void (*warn)(void *arg, const char *msg), void *arg)
+{
 	struct dirent *de;
 	struct stat st;
 	char err[512], *path, *msg;
@@ -767,8 +831,6 @@ unsigned job_sweep_dead(void (*warn)(void *arg, const char *msg), void *arg)
 	long pid;
 	DIR *d;
 
-	if (!base || base[0] != '/')
-		base = "/tmp";
 	d = opendir(base);
 	if (!d)
 		return 0;
@@ -782,6 +844,7 @@ unsigned job_sweep_dead(void (*warn)(void *arg, const char *msg), void *arg)
 		path = xasprintf("%s/%s", base, de->d_name);
 		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
 		    st.st_uid == getuid()) {
+			kill_task_leftovers(path);
 			if (child_rmtree(path, err, sizeof(err)) == 0) {
 				n++;
 			} else if (warn) {
@@ -794,6 +857,18 @@ unsigned job_sweep_dead(void (*warn)(void *arg, const char *msg), void *arg)
 		free(path);
 	}
 	closedir(d);
+	return n;
+}
+
+unsigned job_sweep_dead(void (*warn)(void *arg, const char *msg), void *arg)
+{
+	const char *base = getenv("TMPDIR");
+	unsigned n;
+
+	/* child_mkdtemp falls back to /tmp when TMPDIR is too long. */
+	n = sweep_dir("/tmp", warn, arg);
+	if (base && base[0] == '/' && strcmp(base, "/tmp") != 0)
+		n += sweep_dir(base, warn, arg);
 	return n;
 }
 

@@ -75,8 +75,9 @@ void job_cancel(struct job *j, unsigned kill_after_ms);
 unsigned job_timeout(const struct job *j);
 
 /* Removes the temporary directories that jobs of dead workers left behind
- * (a worker killed with SIGKILL cannot clean up): those in $TMPDIR (else
- * /tmp) named as a job names them, owned by this user, whose worker's pid
+ * (a worker killed with SIGKILL cannot clean up): those in $TMPDIR and in
+ * /tmp (where child_mkdtemp goes when TMPDIR is long) named as a job names
+ * them, owned by this user, whose worker's pid
  * is no longer running. Returns how many were removed; a directory that
  * cannot be removed is reported to warn (may be NULL). */
 unsigned job_sweep_dead(void (*warn)(void *arg, const char *msg), void *arg);

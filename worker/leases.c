@@ -449,10 +449,6 @@ static void on_autoclaim(struct rconn *c, redisReply *r, void *priv)
 		reclaim_start(w, q->stream, e);
 		claimed++;
 	}
-	/* A worker died here: if it was on this host, its runners' folders
-	 * are still there. */
-	if (claimed > 0)
-		worker_sweep_dead(w);
 	if (strcmp(cursor, "0-0") != 0 && !w->stopping)
 		send_autoclaim(q, cursor);
 }
@@ -499,7 +495,12 @@ void lease_on_reap(evutil_socket_t fd, short what, void *arg)
 	if (w->stopping)
 		return;
 	lease_arm_reaper(w);
-	if (!rconn_is_ready(w->cmd) || !w->groups_ok)
+	/* A worker killed on this host leaves its tests' subprocesses and
+	 * folders behind (its runner died by PR_SET_PDEATHSIG, their
+	 * children did not): clean them up without waiting for Redis. */
+	worker_sweep_dead(w);
+	if (!rconn_is_ready(w->cmd) || !w->groups_ok ||
+	    worker_now_ms() < w->reap_after_ms)
 		return;
 	for (i = 0; i < w->o->nqueues; i++) {
 		if (!w->queues[i].reaping)

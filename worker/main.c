@@ -24,6 +24,8 @@
 #define MAX_GRACE_S 3600u
 #define MAX_LEASE_S 86400u
 #define PLUGIN_FILE "testfleet_pytest.py"
+#define REPORTER_FILE "testfleet-playwright-reporter.js"
+#define DEFAULT_PLAYWRIGHT "npx --no-install playwright"
 
 static void usage(FILE *out)
 {
@@ -49,6 +51,10 @@ static void usage(FILE *out)
 	      "  --grace SEC          drain period after SIGTERM (default 20)\n"
 	      "  --pytest CMD         pytest command, split on spaces "
 	      "(default: $TESTFLEET_PYTEST or pytest)\n"
+	      "  --playwright CMD     Playwright command, split on spaces "
+	      "(default:\n"
+	      "                       $TESTFLEET_PLAYWRIGHT "
+	      "or " DEFAULT_PLAYWRIGHT ")\n"
 	      "  --allow-command      run tasks of the \"command\" runner "
 	      "(their own argv)\n"
 	      "  --exit-when-idle SEC exit once no task came for SEC "
@@ -232,6 +238,7 @@ enum {
 	OPT_GRACE,
 	OPT_LEASE,
 	OPT_PYTEST,
+	OPT_PLAYWRIGHT,
 	OPT_ALLOW_COMMAND,
 	OPT_EXIT_IDLE,
 	OPT_ONCE,
@@ -249,6 +256,7 @@ static const struct option long_opts[] = {
     {"grace", required_argument, NULL, OPT_GRACE},
     {"lease", required_argument, NULL, OPT_LEASE},
     {"pytest", required_argument, NULL, OPT_PYTEST},
+    {"playwright", required_argument, NULL, OPT_PLAYWRIGHT},
     {"allow-command", no_argument, NULL, OPT_ALLOW_COMMAND},
     {"exit-when-idle", required_argument, NULL, OPT_EXIT_IDLE},
     {"once", no_argument, NULL, OPT_ONCE},
@@ -262,7 +270,7 @@ int main(int argc, char **argv)
 {
 	struct worker_opts o;
 	enum log_level level = LOG_INFO;
-	const char *redis = NULL, *pytest = NULL, *fault;
+	const char *redis = NULL, *pytest = NULL, *playwright = NULL, *fault;
 	char err[512], host[256];
 	unsigned u;
 	int c, rc = 2, bad_env, url_ok = 0;
@@ -345,6 +353,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_PYTEST:
 			pytest = optarg;
+			break;
+		case OPT_PLAYWRIGHT:
+			playwright = optarg;
 			break;
 		case OPT_ALLOW_COMMAND:
 			o.runners.allow_command = 1;
@@ -438,6 +449,16 @@ int main(int argc, char **argv)
 		rc = fail_usage("--pytest: empty command");
 		goto out;
 	}
+	if (!playwright)
+		playwright = getenv("TESTFLEET_PLAYWRIGHT");
+	if (!playwright || !playwright[0])
+		playwright = DEFAULT_PLAYWRIGHT;
+	split_words(playwright, " \t\n", &o.runners.playwright,
+		    &o.runners.nplaywright);
+	if (o.runners.nplaywright == 0) {
+		rc = fail_usage("--playwright: empty command");
+		goto out;
+	}
 	o.plugin_dir = find_plugin_dir(err, sizeof(err), &bad_env);
 	if (!o.plugin_dir) {
 		if (bad_env) {
@@ -445,6 +466,15 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		log_warn("%s", err);
+	} else {
+		/* Shipped beside the pytest plugin; without it playwright
+		 * tasks fail to start (and say why). */
+		char *rep = xasprintf("%s/%s", o.plugin_dir, REPORTER_FILE);
+
+		if (access(rep, R_OK) == 0)
+			o.runners.playwright_reporter = rep;
+		else
+			free(rep);
 	}
 
 	fault = getenv("TESTFLEET_FAULT");
@@ -478,6 +508,8 @@ out:
 		redis_url_release(&o.url);
 	strv_free(o.queues, o.nqueues);
 	strv_free(o.runners.pytest, o.runners.npytest);
+	strv_free(o.runners.playwright, o.runners.nplaywright);
+	free(o.runners.playwright_reporter);
 	free(o.plugin_dir);
 	free(o.name);
 	free(o.prefix);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "pwid.h"
 #include "xmalloc.h"
 
 int runner_check_test_id(const char *id, char *err, size_t errlen)
@@ -118,8 +119,103 @@ static int pytest_argv(const struct runner_conf *rc, const struct task *t,
 	return 0;
 }
 
+static int cmp_str(const void *a, const void *b);
+
+/* Sorts v (n strings, owned) and frees the duplicates; returns the new
+ * count. */
+static size_t sort_unique(char **v, size_t n)
+{
+	size_t i, k = 0;
+
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_str);
+	for (i = 1; i < n; i++) {
+		if (strcmp(v[i], v[k]) == 0)
+			free(v[i]);
+		else
+			v[++k] = v[i];
+	}
+	return k + 1;
+}
+
+static int playwright_argv(const struct runner_conf *rc, const struct task *t,
+			   const char *artifacts_dir, struct argv_builder *a,
+			   char *err, size_t errlen)
+{
+	char **sel = NULL, **proj = NULL;
+	size_t nsel = 0, nproj = 0, i;
+	struct pwid p;
+	int ret = -1;
+
+	if (rc->nplaywright == 0) {
+		snprintf(err, errlen, "playwright command is empty");
+		return -1;
+	}
+	if (!rc->playwright_reporter) {
+		snprintf(err, errlen,
+			 "playwright reporter testfleet-playwright-reporter.js "
+			 "not found (set TESTFLEET_PLUGIN_DIR)");
+		return -1;
+	}
+	if (t->ntests == 0) {
+		snprintf(err, errlen, "playwright task has no test ids");
+		return -1;
+	}
+	sel = xcalloc(t->ntests, sizeof(*sel));
+	proj = xcalloc(t->ntests, sizeof(*proj));
+	for (i = 0; i < t->ntests; i++) {
+		if (pwid_parse(t->tests[i], &p, err, errlen) < 0)
+			goto out;
+		sel[nsel++] = pwid_selector(&p);
+		if (p.project)
+			proj[nproj++] = xasprintf(
+			    "--project=%.*s", (int)p.project_len, p.project);
+	}
+	/* Ids either all name their project or none does (the project
+	 * count of the configuration decides); when in doubt, run every
+	 * project: the worker keeps only the requested ids anyway. */
+	if (nproj != t->ntests) {
+		for (i = 0; i < nproj; i++)
+			free(proj[i]);
+		nproj = 0;
+	}
+	nsel = sort_unique(sel, nsel);
+	nproj = sort_unique(proj, nproj);
+	for (i = 0; i < rc->nplaywright; i++)
+		argv_push(a, xstrdup(rc->playwright[i]));
+	argv_push(a, xstrdup("test"));
+	argv_push(a, xasprintf("--reporter=%s", rc->playwright_reporter));
+	/* testfleet retries and parallelises; Playwright does neither. */
+	argv_push(a, xstrdup("--retries=0"));
+	argv_push(a, xstrdup("--workers=1"));
+	argv_push(a, xasprintf("--output=%s", artifacts_dir));
+	if (t->grep && t->grep[0])
+		argv_push(a, xasprintf("--grep=%s", t->grep));
+	for (i = 0; i < nproj; i++) {
+		argv_push(a, proj[i]);
+		proj[i] = NULL;
+	}
+	for (i = 0; i < nsel; i++) {
+		argv_push(a, sel[i]);
+		sel[i] = NULL;
+	}
+	ret = 0;
+out:
+	for (i = 0; i < t->ntests; i++) {
+		if (i < nsel)
+			free(sel[i]);
+		if (i < nproj)
+			free(proj[i]);
+	}
+	free(sel);
+	free(proj);
+	return ret;
+}
+
 int runner_argv(const struct runner_conf *rc, const struct task *t,
-		const char *junit_path, char ***argv, char *err, size_t errlen)
+		const char *junit_path, const char *artifacts_dir, char ***argv,
+		char *err, size_t errlen)
 {
 	struct argv_builder a = {NULL, 0, 0};
 	size_t i;
@@ -147,10 +243,8 @@ int runner_argv(const struct runner_conf *rc, const struct task *t,
 		for (i = 0; i < t->nargv; i++)
 			argv_push(&a, xstrdup(t->argv[i] ? t->argv[i] : ""));
 	} else if (strcmp(t->runner, "playwright") == 0) {
-		snprintf(err, errlen,
-			 "runner playwright is not supported by this worker "
-			 "yet");
-		goto out;
+		if (playwright_argv(rc, t, artifacts_dir, &a, err, errlen) < 0)
+			goto out;
 	} else {
 		snprintf(err, errlen, "unknown runner \"%.64s\"", t->runner);
 		goto out;

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "keys.h"
 #include "log.h"
 #include "scripts.h"
@@ -758,17 +759,24 @@ static void on_group_retry(evutil_socket_t fd, short what, void *arg)
 	create_groups(arg);
 }
 
+/* HSET <prefix>:workers <consumer> "<unix time> <queue,queue,...>": the
+ * producer warns about queues no live worker serves (docs/protocol.md). */
 static void send_heartbeat(struct worker *w)
 {
 	const char *argv[4];
-	char now[32];
+	struct buf value;
+	size_t i;
 
-	snprintf(now, sizeof(now), "%.0f", worker_now());
+	buf_init(&value, 0);
+	buf_printf(&value, "%.0f ", worker_now());
+	for (i = 0; i < w->o->nqueues; i++)
+		buf_printf(&value, "%s%s", i ? "," : "", w->o->queues[i]);
 	argv[0] = "HSET";
 	argv[1] = w->workers_key;
 	argv[2] = w->consumer;
-	argv[3] = now;
+	argv[3] = value.data;
 	rconn_command(w->cmd, NULL, NULL, 0, 4, argv, NULL);
+	buf_release(&value);
 }
 
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
@@ -854,8 +862,10 @@ static void cmd_ready(void *arg, struct rconn *c)
 	struct completion *co;
 	struct runinfo *p;
 
-	if (w->cmd_down)
+	if (w->cmd_down) {
 		log_info("redis %s: connected again", rconn_name(c));
+		w->reap_after_ms = worker_now_ms() + worker_lease_ms(w);
+	}
 	w->cmd_down = 0;
 	worker_load_scripts(w);
 	if (w->exiting) {
@@ -871,6 +881,8 @@ static void cmd_ready(void *arg, struct rconn *c)
 	}
 	for (co = w->completions; co; co = co->next)
 		completion_publish(co);
+	/* Our leases ran on while Redis was away: renew them now. */
+	lease_on_renew(-1, 0, w);
 }
 
 static void cmd_lost(void *arg, struct rconn *c, const char *why)

@@ -191,7 +191,11 @@ struct worker {
 	struct event *promote_ev;
 	struct event *handback_ev;
 	int promoting;
-	struct timespec renewed; /* leases known good at this time */
+	struct timespec renewed;
+	/* No reaping before this (unix ms): set a lease ahead on every
+	 * reconnect, so workers that were cut off from Redis with us get to
+	 * renew their leases before anyone takes their tasks. */
+	unsigned long long reap_after_ms; /* leases known good at this time */
 	long long delayed_left;	 /* ZCARD of the delayed set (idle exit) */
 	struct backoff rng;	 /* retry delays */
 	int stopping;

@@ -1,6 +1,7 @@
 /* test_aggregate.c -- unit tests for producer/aggregate.c: deduplication of
  * tasks and tests, unfinished tests of crashed/timed-out/failed/cancelled
- * tasks, task issues, run status and exit code, phases, ordering, totals,
+ * tasks, task issues, run status and exit code, phases (optional and
+ * required failures, skipped phases, timeouts), ordering, totals,
  * times, and attempts: transient retries, --retries reruns (flaky), lost
  * workers' records, pending retries of cancelled runs, dead letters. */
 #include <setjmp.h>
@@ -590,6 +591,129 @@ static void test_phases(void **state)
 	rep = aggregator_report(a);
 	assert_string_equal(rep->phases[3].name, "extra");
 	assert_int_equal(rep->phases[3].required, 0);
+	report_free(rep);
+	aggregator_free(a);
+}
+
+static void test_optional_phase_failure_passes_run(void **state)
+{
+	struct test_result u[1], l[2];
+	struct task_result r;
+	struct aggregator *a = aggregator_new("run-1");
+	struct report *rep;
+	const struct report_phase *p;
+
+	(void)state;
+	aggregator_phase(a, "lint", 0);
+	aggregator_phase(a, "unit", 1);
+	l[0] = mk_test("l::one", OUTCOME_FAILED);
+	l[1] = mk_test("l::two", OUTCOME_ERROR);
+	r = mk_task("t1", "lint", TASK_COMPLETED, l, 2);
+	aggregator_add(a, &r);
+	u[0] = mk_test("u::one", OUTCOME_PASSED);
+	r = mk_task("t2", "unit", TASK_COMPLETED, u, 1);
+	aggregator_add(a, &r);
+	rep = aggregator_report(a);
+	/* The optional phase failed and says so, with its tests in the
+	 * totals; the run passed: every required phase did. */
+	p = find_phase(rep, "lint");
+	assert_string_equal(p->status, "failed");
+	assert_int_equal(p->required, 0);
+	assert_string_equal(find_phase(rep, "unit")->status, "passed");
+	assert_int_equal(rep->totals[OUTCOME_FAILED], 1);
+	assert_int_equal(rep->totals[OUTCOME_ERROR], 1);
+	assert_int_equal(find_test(rep, "l::one")->outcome, OUTCOME_FAILED);
+	assert_string_equal(rep->status, "passed");
+	assert_int_equal(report_exit_code(rep), 0);
+	report_free(rep);
+
+	/* The same failure in a required phase fails the run. */
+	aggregator_phase(a, "lint", 1);
+	rep = aggregator_report(a);
+	assert_string_equal(rep->status, "failed");
+	assert_int_equal(report_exit_code(rep), 1);
+	report_free(rep);
+	aggregator_free(a);
+}
+
+static void test_required_failure_skips_later_phases(void **state)
+{
+	struct test_result t[1];
+	struct task_result r;
+	struct aggregator *a = aggregator_new("run-1");
+	struct report *rep;
+	const struct report_phase *p;
+
+	(void)state;
+	aggregator_phase(a, "smoke", 1);
+	aggregator_phase(a, "unit", 1);
+	aggregator_phase(a, "e2e", 0);
+	t[0] = mk_test("s::one", OUTCOME_FAILED);
+	r = mk_task("t1", "smoke", TASK_COMPLETED, t, 1);
+	aggregator_add(a, &r);
+	aggregator_expect_tasks(a, 1);
+	rep = aggregator_report(a);
+	assert_string_equal(find_phase(rep, "smoke")->status, "failed");
+	p = find_phase(rep, "unit");
+	assert_string_equal(p->status, "skipped");
+	assert_int_equal(p->required, 1);
+	assert_int_equal(p->tasks, 0);
+	assert_true(p->duration_s == 0);
+	assert_string_equal(find_phase(rep, "e2e")->status, "skipped");
+	/* Their tests never ran: not in the report. */
+	assert_int_equal(rep->ntests, 1);
+	assert_string_equal(rep->status, "failed");
+	assert_int_equal(report_exit_code(rep), 1);
+	report_free(rep);
+	aggregator_free(a);
+}
+
+static void test_phase_timeout_fails_phase(void **state)
+{
+	struct test_result t[1];
+	struct task_result r;
+	struct aggregator *a = aggregator_new("run-1");
+	struct report *rep;
+	const struct report_task_issue *is;
+
+	(void)state;
+	aggregator_phase(a, "slow", 0);
+	aggregator_phase(a, "health", 1);
+	aggregator_phase(a, "unit", 1);
+	t[0] = mk_test("s::one", OUTCOME_PASSED);
+	r = mk_task("t1", "slow", TASK_COMPLETED, t, 1);
+	r.suite = (char *)"perf";
+	aggregator_add(a, &r);
+	t[0] = mk_test("u::one", OUTCOME_PASSED);
+	r = mk_task("t2", "unit", TASK_COMPLETED, t, 1);
+	aggregator_add(a, &r);
+	/* An optional phase that timed out (its tests passed so far). */
+	aggregator_phase_timeout(a, "slow", 30);
+	aggregator_phase_timeout(a, "slow", 30); /* declared again: once */
+	rep = aggregator_report(a);
+	assert_string_equal(find_phase(rep, "slow")->status, "failed");
+	assert_string_equal(rep->status, "passed");
+	assert_int_equal(rep->nissues, 1);
+	is = &rep->issues[0];
+	assert_string_equal(is->task, "phase slow");
+	assert_string_equal(is->status, "timeout");
+	assert_non_null(strstr(is->message, "timed out after 30s"));
+	assert_string_equal(is->suite, "perf");
+	assert_string_equal(is->phase, "slow");
+	report_free(rep);
+
+	/* A required one that timed out before any record: failed run. */
+	aggregator_phase_timeout(a, "health", 0);
+	rep = aggregator_report(a);
+	assert_string_equal(find_phase(rep, "health")->status, "failed");
+	assert_int_equal(find_phase(rep, "health")->tasks, 0);
+	assert_string_equal(rep->status, "failed");
+	assert_int_equal(report_exit_code(rep), 1);
+	assert_int_equal(rep->nissues, 2);
+	/* Issues of timed-out phases come in phase order. */
+	assert_string_equal(rep->issues[0].task, "phase slow");
+	assert_string_equal(rep->issues[1].task, "phase health");
+	assert_null(rep->issues[1].suite);
 	report_free(rep);
 	aggregator_free(a);
 }
@@ -1212,6 +1336,9 @@ int main(void)
 	    cmocka_unit_test(test_failed_outcome_fails_run),
 	    cmocka_unit_test(test_lost_task_is_error),
 	    cmocka_unit_test(test_phases),
+	    cmocka_unit_test(test_optional_phase_failure_passes_run),
+	    cmocka_unit_test(test_required_failure_skips_later_phases),
+	    cmocka_unit_test(test_phase_timeout_fails_phase),
 	    cmocka_unit_test(test_phase_declared_after_results),
 	    cmocka_unit_test(test_ordering),
 	    cmocka_unit_test(test_totals),

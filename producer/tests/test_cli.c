@@ -243,6 +243,29 @@ static void test_dry_run_and_no_cache(void **state)
 		     "option --dry-run takes no value (see testfleet --help)");
 }
 
+static void test_runner_options(void **state)
+{
+	char *ok[] = {"testfleet", "run",    "--runner",     "playwright",
+		      "--grep",	   "-@slow", "--playwright", "yarn playwright",
+		      "e2e"};
+	char *bad[] = {"testfleet", "run", "--runner", "rspec"};
+	char *empty[] = {"testfleet", "run", "--playwright", " "};
+	struct cli c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(cli_parse(ARGC(ok), ok, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.runner, "playwright");
+	assert_string_equal(c.grep, "-@slow");
+	assert_string_equal(c.playwright, "yarn playwright");
+	assert_int_equal(c.nargs, 1);
+	cli_release(&c);
+	expect_error(ARGC(bad), bad,
+		     "option --runner: expected pytest or playwright, got "
+		     "\"rspec\" (command suites need a config file)");
+	expect_error(ARGC(empty), empty, "option --playwright: empty command");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +276,7 @@ int main(void)
 	    cmocka_unit_test(test_policy_options_and_cancel),
 	    cmocka_unit_test(test_values_that_look_like_options),
 	    cmocka_unit_test(test_dry_run_and_no_cache),
+	    cmocka_unit_test(test_runner_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

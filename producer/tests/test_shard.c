@@ -98,6 +98,14 @@ static void test_file_len(void **state)
 			 strlen("dir a/test b.py"));
 	assert_int_equal(shard_file_len("README.txt"), strlen("README.txt"));
 	assert_int_equal(shard_file_len("a.py:x::t"), strlen("a.py:x"));
+	/* Playwright ids: the file before ":line", with its project. */
+	assert_int_equal(
+	    shard_file_len(
+		"tests/a.spec.ts:12 \xe2\x80\xba login \xe2\x80\xba x"),
+	    strlen("tests/a.spec.ts"));
+	assert_int_equal(shard_file_len("[ff] \xe2\x80\xba a.spec.ts:3 "
+					"\xe2\x80\xba x::y"),
+			 strlen("[ff] \xe2\x80\xba a.spec.ts"));
 }
 
 static void test_mode_test(void **state)

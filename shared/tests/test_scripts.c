@@ -1,7 +1,8 @@
 /* test_scripts.c -- the Lua scripts of scripts.h against a real, throwaway
  * redis-server on a unix socket in a temporary directory: complete (record,
  * fencing, duplicates, cancelled runs, follow-ups, dead letters,
- * --max-failures), renew, promote and cancel. Skipped when redis-server is
+ * --max-failures, phase gating), renew, promote (with phase timeouts) and
+ * cancel. Skipped when redis-server is
  * not installed; the server is killed on every exit path (and by
  * PR_SET_PDEATHSIG if this process dies). */
 #include <setjmp.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "keys.h"
+#include "proto.h"
 #include "redisconn.h"
 #include "redisurl.h"
 #include "scripts.h"
@@ -200,20 +202,24 @@ struct followup {
 	const char *task;
 };
 
-/* Runs complete for task tid of run "r1" on queue "default". */
-static long long complete(struct server *s, const char *entry, const char *tid,
-			  const char *consumer, const char *record,
-			  const char *tests, const char *failed,
-			  const char *dead, const struct followup *fu, int nfu)
+/* Runs complete for task tid of run "r1" on queue q (a record of reclen
+ * bytes; 0 = NUL-terminated). */
+static long long complete_on(struct server *s, const char *q, const char *entry,
+			     const char *tid, const char *consumer,
+			     const char *record, size_t reclen,
+			     const char *tests, const char *failed,
+			     const char *dead, const struct followup *fu,
+			     int nfu)
 {
 	const char *argv[64];
+	size_t lens[64];
 	char nf[16], partial[64];
 	redisReply *r;
 	long long v;
 	int argc = 0, i;
 
 	snprintf(partial, sizeof(partial), "tf:run:r1:partial:%s", tid);
-	argv[argc++] = "tf:q:default";
+	argv[argc++] = q;
 	argv[argc++] = "tf:run:r1:results";
 	argv[argc++] = "tf:run:r1:done";
 	argv[argc++] = "tf:run:r1";
@@ -237,7 +243,11 @@ static long long complete(struct server *s, const char *entry, const char *tid,
 		argv[argc++] = fu[i].queue;
 		argv[argc++] = fu[i].task;
 	}
-	r = redisconn_script(s->c, script_complete, 7, argc, argv, NULL);
+	for (i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	if (reclen > 0)
+		lens[11] = reclen;
+	r = redisconn_script(s->c, script_complete, 7, argc, argv, lens);
 	assert_non_null(r);
 	if (r->type != REDIS_REPLY_INTEGER)
 		fail_msg("complete: %s", r->type == REDIS_REPLY_ERROR
@@ -246,6 +256,16 @@ static long long complete(struct server *s, const char *entry, const char *tid,
 	v = r->integer;
 	freeReplyObject(r);
 	return v;
+}
+
+/* Runs complete for task tid of run "r1" on queue "default". */
+static long long complete(struct server *s, const char *entry, const char *tid,
+			  const char *consumer, const char *record,
+			  const char *tests, const char *failed,
+			  const char *dead, const struct followup *fu, int nfu)
+{
+	return complete_on(s, "tf:q:default", entry, tid, consumer, record, 0,
+			   tests, failed, dead, fu, nfu);
 }
 
 static void run_hash(struct server *s, const char *status, int total, int maxf)
@@ -473,6 +493,551 @@ static void test_complete_max_failures(void **state)
 	free(id);
 }
 
+/* ---- phases ---- */
+
+/* A phase of run r1 for phase_hash: name, required, parallel, timeout. */
+struct phase_spec {
+	const char *name;
+	int required;
+	int parallel;
+	unsigned timeout_s;
+};
+
+/* Run r1 as run_create leaves it: phase 0 running with `now` tasks
+ * queued, the others pending. */
+static void phase_hash(struct server *s, const struct phase_spec *ph, int n,
+		       int now)
+{
+	int i;
+
+	freeReplyObject(cmd(s,
+			    "HSET tf:run:r1 status running tasks_total %d "
+			    "tasks_done 0 tests_done 0 tests_failed 0 "
+			    "max_failures 0 queues default,browser "
+			    "phase_count %d phase_cur 0",
+			    now, n));
+	for (i = 0; i < n; i++)
+		freeReplyObject(cmd(
+		    s,
+		    "HSET tf:run:r1 phidx:%s %d ph:%d:name %s ph:%d:required "
+		    "%d ph:%d:parallel %d ph:%d:timeout %u ph:%d:tasks %d "
+		    "ph:%d:done 0 ph:%d:bad 0 ph:%d:status %s",
+		    ph[i].name, i, i, ph[i].name, i, ph[i].required, i,
+		    ph[i].parallel, i, ph[i].timeout_s, i, i == 0 ? now : 0, i,
+		    i, i, i == 0 ? "running" : "pending"));
+}
+
+/* A task message (msgpack) of run r1; caller frees. */
+static char *task_msg(const char *tid, const char *phase, size_t *len)
+{
+	struct task t;
+	char *tests[1] = {"tests/test_a.py::test_x"};
+	char *out = NULL;
+
+	memset(&t, 0, sizeof(t));
+	t.run = "r1";
+	t.id = (char *)tid;
+	t.attempt = 1;
+	t.suite = "unit";
+	t.phase = (char *)phase;
+	t.runner = "pytest";
+	t.queue = "default";
+	t.tests = tests;
+	t.ntests = 1;
+	proto_encode_task(&t, &out, len);
+	return out;
+}
+
+/* Pushes a waiting task of phase i ("<queue>\n<task>"). */
+static void phase_push(struct server *s, int i, const char *queue,
+		       const char *tid, const char *phase)
+{
+	size_t len, ql = strlen(queue);
+	char *m = task_msg(tid, phase, &len);
+	char *member = malloc(ql + 1 + len);
+
+	memcpy(member, queue, ql);
+	member[ql] = '\n';
+	memcpy(member + ql + 1, m, len);
+	freeReplyObject(
+	    cmd(s, "RPUSH tf:run:r1:phase:%d %b", i, member, ql + 1 + len));
+	free(member);
+	free(m);
+}
+
+/* A result record (msgpack) of task tid in phase: one test with outcome,
+ * a --retries rerun when rerun is set. Caller frees. */
+static char *record_msg(const char *tid, const char *phase,
+			enum outcome outcome, int rerun, size_t *len)
+{
+	struct task_result r;
+	struct test_result t;
+	char *out = NULL;
+
+	memset(&r, 0, sizeof(r));
+	memset(&t, 0, sizeof(t));
+	t.id = "tests/test_a.py::test_x";
+	t.outcome = outcome;
+	r.run = "r1";
+	r.task = (char *)tid;
+	r.attempt = rerun ? 2 : 1;
+	r.worker = "w1/slot-1";
+	r.suite = "unit";
+	r.phase = (char *)phase;
+	r.status = TASK_COMPLETED;
+	r.tests = &t;
+	r.ntests = 1;
+	r.rerun = rerun;
+	proto_encode_task_result(&r, &out, len);
+	return out;
+}
+
+/* Completes the entry of task tid (delivered to w1 on queue q) with a
+ * one-test record of phase: its outcome, counted as failed unless rerun. */
+static long long phase_complete(struct server *s, const char *q,
+				const char *entry, const char *tid,
+				const char *phase, enum outcome outcome,
+				int rerun, const struct followup *fu, int nfu)
+{
+	size_t len;
+	char *rec = record_msg(tid, phase, outcome, rerun, &len);
+	int bad = outcome == OUTCOME_FAILED || outcome == OUTCOME_ERROR;
+	long long v;
+
+	v = complete_on(s, q, entry, tid, "w1", rec, len, rerun ? "0" : "1",
+			bad && !rerun ? "1" : "0", "", fu, nfu);
+	free(rec);
+	return v;
+}
+
+/* Reads the next undelivered entry of q for w1: its id (caller frees)
+ * and, when tid is not NULL, that its task id is tid. NULL when none. */
+static char *read_next(struct server *s, const char *q, const char *tid)
+{
+	redisReply *r, *e;
+	struct task t;
+	char err[256], *id = NULL;
+
+	freeReplyObject(cmd(s, "XGROUP CREATE %s workers 0 MKSTREAM", q));
+	r = cmd(s, "XREADGROUP GROUP workers w1 COUNT 1 STREAMS %s >", q);
+	if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+		freeReplyObject(r);
+		return NULL;
+	}
+	e = r->element[0]->element[1]->element[0];
+	id = strdup(e->element[0]->str);
+	if (tid != NULL) {
+		assert_int_equal(
+		    proto_decode_task(e->element[1]->element[1]->str,
+				      e->element[1]->element[1]->len, &t, err,
+				      sizeof(err)),
+		    0);
+		assert_string_equal(t.id, tid);
+		task_release(&t);
+	}
+	freeReplyObject(r);
+	return id;
+}
+
+static void assert_field(struct server *s, const char *field, const char *want)
+{
+	redisReply *r = cmd(s, "HGET tf:run:r1 %s", field);
+
+	if (want == NULL) {
+		assert_int_equal(r->type, REDIS_REPLY_NIL);
+	} else {
+		if (r->type != REDIS_REPLY_STRING)
+			fail_msg("%s: not set", field);
+		if (strcmp(r->str, want) != 0)
+			fail_msg("%s: %s, expected %s", field, r->str, want);
+	}
+	freeReplyObject(r);
+}
+
+/* The last entry of the results stream is "end" (1) or not (0). */
+static int ended(struct server *s)
+{
+	redisReply *r = cmd(s, "XREVRANGE tf:run:r1:results + - COUNT 1");
+	int v = r->elements == 1 &&
+		strcmp(r->element[0]->element[1]->element[0]->str, "end") == 0;
+
+	freeReplyObject(r);
+	return v;
+}
+
+static void test_phase_advances_in_order(void **state)
+{
+	struct server *s = *state;
+	const struct phase_spec ph[3] = {
+	    {"lint", 1, 1, 0}, {"unit", 1, 1, 0}, {"e2e", 1, 1, 0}};
+	char *a, *b, *c;
+
+	need(state);
+	phase_hash(s, ph, 3, 1);
+	phase_push(s, 1, "default", "t00002", "unit");
+	phase_push(s, 1, "browser", "t00003", "unit");
+	phase_push(s, 2, "default", "t00004", "e2e");
+	a = deliver(s, "tf:q:default", "w1", "t00001");
+	assert_int_equal(phase_complete(s, "tf:q:default", a, "t00001", "lint",
+					OUTCOME_PASSED, 0, NULL, 0),
+			 1);
+	free(a);
+	/* lint passed: unit starts, both its tasks queued at once, on
+	 * their own queues. */
+	assert_field(s, "ph:0:status", "passed");
+	assert_field(s, "ph:1:status", "running");
+	assert_field(s, "phase_cur", "1");
+	assert_field(s, "ph:1:tasks", "2");
+	assert_field(s, "tasks_total", "3");
+	assert_field(s, "status", "running");
+	assert_int_equal(cmd_int(s, "EXISTS tf:run:r1:phase:1"), 0);
+	assert_int_equal(cmd_int(s, "LLEN tf:run:r1:phase:2"), 1);
+	assert_int_equal(cmd_int(s, "EXISTS tf:run:r1:ph"), 0);
+	b = read_next(s, "tf:q:default", "t00002");
+	c = read_next(s, "tf:q:browser", "t00003");
+	assert_non_null(b);
+	assert_non_null(c);
+	assert_int_equal(phase_complete(s, "tf:q:default", b, "t00002", "unit",
+					OUTCOME_PASSED, 0, NULL, 0),
+			 1);
+	/* Half of unit: e2e waits. */
+	assert_field(s, "ph:1:status", "running");
+	assert_int_equal(cmd_int(s, "XLEN tf:q:default"), 0);
+	assert_int_equal(phase_complete(s, "tf:q:browser", c, "t00003", "unit",
+					OUTCOME_PASSED, 0, NULL, 0),
+			 1);
+	free(b);
+	free(c);
+	assert_field(s, "ph:1:status", "passed");
+	assert_field(s, "ph:2:status", "running");
+	assert_int_equal(ended(s), 0);
+	a = read_next(s, "tf:q:default", "t00004");
+	assert_non_null(a);
+	assert_int_equal(phase_complete(s, "tf:q:default", a, "t00004", "e2e",
+					OUTCOME_PASSED, 0, NULL, 0),
+			 1);
+	free(a);
+	/* The last phase ends the run. */
+	assert_field(s, "ph:2:status", "passed");
+	assert_field(s, "status", "done");
+	assert_field(s, "tasks_total", "4");
+	assert_field(s, "tasks_done", "4");
+	assert_int_equal(ended(s), 1);
+	/* One "end" only, after the four records. */
+	assert_int_equal(cmd_int(s, "XLEN tf:run:r1:results"), 5);
+}
+
+static void test_phase_required_failure_skips_the_rest(void **state)
+{
+	struct server *s = *state;
+	const struct phase_spec ph[3] = {
+	    {"smoke", 1, 1, 0}, {"unit", 1, 1, 0}, {"e2e", 0, 1, 0}};
+	char *a, *b;
+
+	need(state);
+	phase_hash(s, ph, 3, 2);
+	phase_push(s, 1, "default", "t00003", "unit");
+	phase_push(s, 2, "default", "t00004", "e2e");
+	a = deliver(s, "tf:q:default", "w1", "t00001");
+	b = deliver(s, "tf:q:default", "w1", "t00002");
+	assert_int_equal(phase_complete(s, "tf:q:default", a, "t00001", "smoke",
+					OUTCOME_FAILED, 0, NULL, 0),
+			 1);
+	/* The phase waits for its other task before it is judged. */
+	assert_field(s, "ph:0:status", "running");
+	assert_field(s, "ph:0:bad", "1");
+	assert_int_equal(phase_complete(s, "tf:q:default", b, "t00002", "smoke",
+					OUTCOME_PASSED, 0, NULL, 0),
+			 1);
+	free(a);
+	free(b);
+	assert_field(s, "ph:0:status", "failed");
+	assert_field(s, "ph:1:status", "skipped");
+	assert_field(s, "ph:2:status", "skipped");
+	assert_field(s, "status", "done");
+	assert_field(s, "tasks_total", "2");
+	assert_int_equal(ended(s), 1);
+	/* Nothing of the skipped phases was queued or kept. */
+	assert_int_equal(cmd_int(s, "XLEN tf:q:default"), 0);
+	assert_int_equal(cmd_int(s, "EXISTS tf:run:r1:phase:1"), 0);
+	assert_int_equal(cmd_int(s, "EXISTS tf:run:r1:phase:2"), 0);
+}
+
+static void test_phase_optional_failure_goes_on(void **state)
+{
+	struct server *s = *state;
+	const struct phase_spec ph[2] = {{"lint", 0, 1, 0}, {"unit", 1, 1, 0}};
+	char *a;
+
+	need(state);
+	phase_hash(s, ph, 2, 1);
+	phase_push(s, 1, "default", "t00002", "unit");
+	a = deliver(s, "tf:q:default", "w1", "t00001");
+	assert_int_equal(phase_complete(s, "tf:q:default", a, "t00001", "lint",
+					OUTCOME_ERROR, 0, NULL, 0),
+			 1);
+	free(a);
+	assert_field(s, "ph:0:status", "failed");
+	assert_field(s, "ph:1:status", "running");
+	assert_field(s, "status", "running");
+	a = read_next(s, "tf:q:default", "t00002");
+	assert_non_null(a);
+	assert_int_equal(phase_complete(s, "tf:q:default", a, "t00002", "unit",
+					OUTCOME_PASSED, 0, NULL, 0),
+			 1);
+	free(a);
+	assert_field(s, "ph:1:status", "passed");
+	assert_field(s, "status", "done");
+	assert_int_equal(ended(s), 1);
+}
+
+static void test_phase_sequential_stops_at_first_failure(void **state)
+{
+	struct server *s = *state;
+	const struct phase_spec ph[2] = {{"db", 1, 0, 0}, {"unit", 1, 1, 0}};
+	char *a;
+
+	need(state);
+	phase_hash(s, ph, 2, 1);
+	phase_push(s, 0, "default", "t00002", "db");
+	phase_push(s, 0, "default", "t00003", "db");
+	phase_push(s, 0, "default", "t00004", "db");
+	phase_push(s, 1, "default", "t00005", "unit");
+	a = deliver(s, "tf:q:default", "w1", "t00001");
+	assert_int_equal(phase_complete(s, "tf:q:default", a, "t00001", "db",
+					OUTCOME_PASSED, 0, NULL, 0),
+			 1);
+	free(a);
+	/* One at a time: the next task only now, in list order. */
+	assert_field(s, "ph:0:status", "running");
+	assert_field(s, "ph:0:tasks", "2");
+	assert_field(s, "tasks_total", "2");
+	assert_int_equal(cmd_int(s, "LLEN tf:run:r1:phase:0"), 2);
+	a = read_next(s, "tf:q:default", "t00002");
+	assert_non_null(a);
+	assert_null(read_next(s, "tf:q:default", NULL));
+	assert_int_equal(phase_complete(s, "tf:q:default", a, "t00002", "db",
+					OUTCOME_FAILED, 0, NULL, 0),
+			 1);
+	free(a);
+	/* The first failure ends the phase: t00003 and t00004 never run,
+	 * and as it is required the run ends. */
+	assert_field(s, "ph:0:status", "failed");
+	assert_field(s, "ph:1:status", "skipped");
+	assert_field(s, "status", "done");
+	assert_field(s, "tasks_total", "2");
+	assert_int_equal(cmd_int(s, "EXISTS tf:run:r1:phase:0"), 0);
+	assert_null(read_next(s, "tf:q:default", NULL));
+	assert_int_equal(ended(s), 1);
+}
+
+static void test_phase_followups_and_flaky_reruns(void **state)
+{
+	struct server *s = *state;
+	const struct phase_spec ph[2] = {{"unit", 1, 0, 0}, {"e2e", 1, 1, 0}};
+	struct followup fu = {"1", "default", "rerun-of-t00001"};
+	char *a, *b;
+
+	need(state);
+	phase_hash(s, ph, 2, 1);
+	phase_push(s, 0, "default", "t00002", "unit");
+	phase_push(s, 1, "default", "t00003", "e2e");
+	a = deliver(s, "tf:q:default", "w1", "t00001");
+	/* Failed, with a --retries rerun to come: the phase waits for it,
+	 * and its next task does not start. */
+	assert_int_equal(phase_complete(s, "tf:q:default", a, "t00001", "unit",
+					OUTCOME_FAILED, 0, &fu, 1),
+			 1);
+	free(a);
+	assert_field(s, "ph:0:tasks", "2");
+	assert_field(s, "ph:0:done", "1");
+	assert_field(s, "ph:0:bad", "1");
+	assert_field(s, "ph:0:status", "running");
+	assert_int_equal(cmd_int(s, "LLEN tf:run:r1:phase:0"), 1);
+	/* The rerun passes (flaky): the failure no longer counts, and the
+	 * sequential phase goes on with its next task. */
+	b = deliver(s, "tf:q:default", "w1", "rerun");
+	assert_int_equal(phase_complete(s, "tf:q:default", b, "t00001.1",
+					"unit", OUTCOME_PASSED, 1, NULL, 0),
+			 1);
+	free(b);
+	assert_field(s, "ph:0:bad", "0");
+	assert_field(s, "ph:0:status", "running");
+	assert_field(s, "ph:0:tasks", "3");
+	a = read_next(s, "tf:q:default", "t00002");
+	assert_non_null(a);
+	assert_int_equal(phase_complete(s, "tf:q:default", a, "t00002", "unit",
+					OUTCOME_PASSED, 0, NULL, 0),
+			 1);
+	free(a);
+	assert_field(s, "ph:0:status", "passed");
+	assert_field(s, "ph:1:status", "running");
+	/* A record naming no known phase counts for the phase running. */
+	a = read_next(s, "tf:q:default", "t00003");
+	assert_non_null(a);
+	assert_int_equal(phase_complete(s, "tf:q:default", a, "t00003",
+					"nosuchphase", OUTCOME_PASSED, 0, NULL,
+					0),
+			 1);
+	free(a);
+	assert_field(s, "ph:1:status", "passed");
+	assert_field(s, "status", "done");
+	assert_field(s, "tasks_done", "4");
+	assert_field(s, "tasks_total", "4");
+}
+
+static long long promote(struct server *s, const char *now, const char *max);
+
+static void test_phase_timeout(void **state)
+{
+	struct server *s = *state;
+	const struct phase_spec ph[2] = {{"slow", 1, 1, 1}, {"unit", 1, 1, 0}};
+	redisReply *r, *msg;
+	redisContext *sub;
+	struct redis_url u;
+	size_t len;
+	char err[256], *m, *a, *other;
+
+	need(state);
+	memset(&u, 0, sizeof(u));
+	u.kind = REDIS_URL_UNIX;
+	u.path = s->sock;
+	sub = redisconn_open(&u, 2000, err, sizeof(err));
+	assert_non_null(sub);
+	freeReplyObject(redisCommand(sub, "SUBSCRIBE tf:control"));
+	phase_hash(s, ph, 2, 3);
+	phase_push(s, 1, "default", "t00004", "unit");
+	/* Three tasks queued: t00001 runs, t00002 is not read yet, and an
+	 * entry of another run sits behind them. */
+	freeReplyObject(
+	    cmd(s, "XGROUP CREATE tf:q:default workers 0 MKSTREAM"));
+	m = task_msg("t00001", "slow", &len);
+	freeReplyObject(cmd(s, "XADD tf:q:default * m %b", m, len));
+	free(m);
+	a = read_next(s, "tf:q:default", "t00001");
+	m = task_msg("t00002", "slow", &len);
+	freeReplyObject(cmd(s, "XADD tf:q:default * m %b", m, len));
+	free(m);
+	freeReplyObject(cmd(s, "XADD tf:q:default * m other-run"));
+	/* Not due yet: nothing happens. */
+	freeReplyObject(cmd(s, "HSET tf:run:r1 ph:0:deadline 9999999999"));
+	freeReplyObject(cmd(s, "ZADD tf:phase_deadlines 9999999999000 r1"));
+	assert_int_equal(promote(s, "1", "100"), 0);
+	assert_field(s, "ph:0:status", "running");
+	/* Due (by Redis's clock, not the caller's "now"). */
+	freeReplyObject(cmd(s, "HSET tf:run:r1 ph:0:deadline 1"));
+	freeReplyObject(cmd(s, "ZADD tf:phase_deadlines 1000 r1"));
+	assert_int_equal(promote(s, "1", "100"), 0);
+	assert_field(s, "ph:0:status", "timeout");
+	assert_field(s, "ph:1:status", "skipped");
+	assert_field(s, "status", "done");
+	/* Only what was recorded counts now. */
+	assert_field(s, "tasks_total", "0");
+	assert_int_equal(ended(s), 1);
+	assert_int_equal(cmd_int(s, "ZCARD tf:phase_deadlines"), 0);
+	/* The unread task of the phase is gone; the running one and the
+	 * other run's entry stay. */
+	r = cmd(s, "XRANGE tf:q:default - +");
+	assert_int_equal(r->elements, 2);
+	assert_string_equal(r->element[0]->element[0]->str, a);
+	assert_string_equal(r->element[1]->element[1]->element[1]->str,
+			    "other-run");
+	other = strdup(r->element[1]->element[0]->str);
+	freeReplyObject(r);
+	/* Workers are told to stop the rest of the run. */
+	assert_int_equal(redisGetReply(sub, (void **)&msg), REDIS_OK);
+	assert_string_equal(msg->element[2]->str, "cancel r1");
+	freeReplyObject(msg);
+	redisFree(sub);
+	/* The running task's late record is acked away, not recorded. */
+	assert_int_equal(phase_complete(s, "tf:q:default", a, "t00001", "slow",
+					OUTCOME_PASSED, 0, NULL, 0),
+			 2);
+	assert_int_equal(cmd_int(s, "XLEN tf:run:r1:results"), 1);
+	assert_field(s, "tasks_done", "0");
+	free(a);
+	free(other);
+}
+
+static void test_phase_timeout_optional_goes_on(void **state)
+{
+	struct server *s = *state;
+	const struct phase_spec ph[2] = {{"slow", 0, 1, 5}, {"unit", 1, 1, 0}};
+	size_t len;
+	char *m, *a, *b;
+
+	need(state);
+	phase_hash(s, ph, 2, 1);
+	phase_push(s, 1, "default", "t00002", "unit");
+	m = task_msg("t00001", "slow", &len);
+	freeReplyObject(
+	    cmd(s, "XGROUP CREATE tf:q:default workers 0 MKSTREAM"));
+	freeReplyObject(cmd(s, "XADD tf:q:default * m %b", m, len));
+	free(m);
+	a = read_next(s, "tf:q:default", "t00001");
+	freeReplyObject(cmd(s, "HSET tf:run:r1 ph:0:deadline 1"));
+	freeReplyObject(cmd(s, "ZADD tf:phase_deadlines 1000 r1"));
+	assert_int_equal(promote(s, "1", "100"), 0);
+	assert_field(s, "ph:0:status", "timeout");
+	assert_field(s, "ph:1:status", "running");
+	assert_field(s, "status", "running");
+	assert_field(s, "tasks_total", "1");
+	/* The old phase's record no longer counts; the new one's does. */
+	assert_int_equal(phase_complete(s, "tf:q:default", a, "t00001", "slow",
+					OUTCOME_FAILED, 0, NULL, 0),
+			 2);
+	assert_field(s, "tests_failed", "0");
+	b = read_next(s, "tf:q:default", "t00002");
+	assert_non_null(b);
+	assert_int_equal(phase_complete(s, "tf:q:default", b, "t00002", "unit",
+					OUTCOME_PASSED, 0, NULL, 0),
+			 1);
+	assert_field(s, "status", "done");
+	assert_field(s, "tasks_done", "1");
+	assert_int_equal(ended(s), 1);
+	free(a);
+	free(b);
+}
+
+static void test_phase_deadline_set_when_phase_starts(void **state)
+{
+	struct server *s = *state;
+	const struct phase_spec ph[2] = {{"a", 1, 1, 0}, {"b", 1, 1, 60}};
+	redisReply *r, *t;
+	double deadline, now;
+	char *e;
+
+	need(state);
+	phase_hash(s, ph, 2, 1);
+	phase_push(s, 1, "default", "t00002", "b");
+	e = deliver(s, "tf:q:default", "w1", "t00001");
+	assert_int_equal(phase_complete(s, "tf:q:default", e, "t00001", "a",
+					OUTCOME_PASSED, 0, NULL, 0),
+			 1);
+	free(e);
+	r = cmd(s, "HGET tf:run:r1 ph:1:deadline");
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	deadline = strtod(r->str, NULL);
+	freeReplyObject(r);
+	t = cmd(s, "TIME");
+	now = strtod(t->element[0]->str, NULL);
+	freeReplyObject(t);
+	assert_true(deadline > now + 55 && deadline < now + 65);
+	assert_int_equal(cmd_int(s, "ZCARD tf:phase_deadlines"), 1);
+	/* A cancel drops the waiting tasks and the deadline. */
+	phase_push(s, 1, "default", "t00009", "b");
+	r = redisconn_script(s->c, script_cancel, 2, 6,
+			     (const char *[]){"tf:run:r1", "tf:run:r1:results",
+					      "1.5", "cancelled", "tf:control",
+					      "r1"},
+			     NULL);
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	assert_int_equal(cmd_int(s, "ZCARD tf:phase_deadlines"), 0);
+	assert_int_equal(cmd_int(s, "EXISTS tf:run:r1:phase:1"), 0);
+	assert_field(s, "ph:1:status", "cancelled");
+}
+
 static redisReply *renew(struct server *s, const char *consumer,
 			 const char *id1, const char *id2)
 {
@@ -631,6 +1196,14 @@ int main(void)
 	    cmocka_unit_test(test_complete_cancelled),
 	    cmocka_unit_test(test_complete_followups_and_dead),
 	    cmocka_unit_test(test_complete_max_failures),
+	    cmocka_unit_test(test_phase_advances_in_order),
+	    cmocka_unit_test(test_phase_required_failure_skips_the_rest),
+	    cmocka_unit_test(test_phase_optional_failure_goes_on),
+	    cmocka_unit_test(test_phase_sequential_stops_at_first_failure),
+	    cmocka_unit_test(test_phase_followups_and_flaky_reruns),
+	    cmocka_unit_test(test_phase_timeout),
+	    cmocka_unit_test(test_phase_timeout_optional_goes_on),
+	    cmocka_unit_test(test_phase_deadline_set_when_phase_starts),
 	    cmocka_unit_test(test_renew),
 	    cmocka_unit_test(test_promote),
 	    cmocka_unit_test(test_cancel),

@@ -134,6 +134,41 @@ static const char probe[] =
     "sys.stderr.write('err line\\n')\n"
     "os.write(3, b'{\"e\":\"start\"}\\n')\n";
 
+/* A TMPDIR so long that runners' unix sockets below it would not fit:
+ * the directory goes to /tmp instead. */
+static void test_tmpdir_too_long(void **state)
+{
+	const char *old = getenv("TMPDIR");
+	char *saved = old ? strdup(old) : NULL;
+	char err[512], *dir, *base;
+	char longdir[] = "/tmp/tfw-test-long-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+			 "aaaaaaaaXXXXXX";
+
+	(void)state;
+	base = mkdtemp(longdir);
+	assert_non_null(base);
+	setenv("TMPDIR", base, 1);
+	dir = child_mkdtemp("tfw-test-", err, sizeof(err));
+	assert_non_null(dir);
+	assert_true(strncmp(dir, "/tmp/tfw-test-", 14) == 0);
+	assert_true(strlen(dir) <= CHILD_TMPDIR_MAX);
+	assert_int_equal(rmdir(dir), 0);
+	free(dir);
+	/* A short one is used as it is. */
+	setenv("TMPDIR", "/tmp", 1);
+	dir = child_mkdtemp("tfw-test-", err, sizeof(err));
+	assert_non_null(dir);
+	assert_int_equal(rmdir(dir), 0);
+	free(dir);
+	assert_int_equal(rmdir(base), 0);
+	if (saved) {
+		setenv("TMPDIR", saved, 1);
+		free(saved);
+	} else {
+		unsetenv("TMPDIR");
+	}
+}
+
 static void test_spawn_child(void **state)
 {
 	char *argv[] = {"/usr/bin/python3", "-c", (char *)probe, NULL};
@@ -287,6 +322,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_env),
 	    cmocka_unit_test(test_tmpdir_and_rmtree),
+	    cmocka_unit_test(test_tmpdir_too_long),
 	    cmocka_unit_test(test_spawn_child),
 	    cmocka_unit_test(test_spawn_missing),
 	    cmocka_unit_test(test_spawn_dies_with_parent),

@@ -184,6 +184,42 @@ static void test_feed_split_and_running(void **state)
 	}
 }
 
+/* events_only: the other ids' events are counted and otherwise ignored. */
+static void test_only(void **state)
+{
+	char *want[] = {"t::b", "t::a"};
+	const char *stream =
+	    "{\"e\":\"start\",\"id\":\"t::a\"}\n"
+	    "{\"e\":\"finish\",\"id\":\"t::a\",\"outcome\":\"passed\"}\n"
+	    "{\"e\":\"start\",\"id\":\"t::x\"}\n"
+	    "{\"e\":\"finish\",\"id\":\"t::x\",\"outcome\":\"failed\"}\n"
+	    "{\"e\":\"start\",\"id\":\"t::b\"}\n"
+	    "{\"e\":\"start\",\"id\":\"t::y\"}\n";
+	struct test_result *r;
+	struct events e;
+	struct seen s;
+	size_t n;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	events_init(&e);
+	events_only(&e, want, 2);
+	events_feed(&e, stream, strlen(stream), on_event, &s);
+	events_end(&e, on_event, &s);
+	assert_int_equal(s.starts, 2);
+	assert_int_equal(s.finishes, 1);
+	assert_int_equal(e.ignored, 3);
+	assert_int_equal(e.finishes, 1);
+	/* The last start of a wanted test is what is running. */
+	assert_string_equal(events_running(&e), "t::b");
+	r = events_take_results(&e, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(r[0].id, "t::a");
+	test_result_release(&r[0]);
+	free(r);
+	events_release(&e);
+}
+
 static void test_overlong_line_dropped(void **state)
 {
 	const char *next =
@@ -296,6 +332,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_errors),
 	    cmocka_unit_test(test_caps),
 	    cmocka_unit_test(test_feed_split_and_running),
+	    cmocka_unit_test(test_only),
 	    cmocka_unit_test(test_overlong_line_dropped),
 	    cmocka_unit_test(test_repeated_finish_replaces),
 	    cmocka_unit_test(test_budget),

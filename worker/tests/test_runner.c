@@ -51,7 +51,7 @@ static char *words[] = {"/usr/bin/python3", "-m", "pytest"};
 
 static void test_pytest_argv(void **state)
 {
-	struct runner_conf rc = {words, 3, 0};
+	struct runner_conf rc = {words, 3, 0, NULL, 0, NULL};
 	char *tests[] = {"t.py::a", "t.py::b"};
 	struct task t;
 	char **argv;
@@ -80,9 +80,10 @@ static void test_pytest_argv(void **state)
 	t.ntests = 2;
 	t.mark = "-slow or fast";
 	t.kexpr = "not b";
-	assert_int_equal(
-	    runner_argv(&rc, &t, "/tmp/x/junit.xml", &argv, err, sizeof(err)),
-	    0);
+	assert_int_equal(runner_argv(&rc, &t, "/tmp/x/junit.xml",
+				     "/tmp/x/artifacts", &argv, err,
+				     sizeof(err)),
+			 0);
 	for (i = 0; want[i]; i++) {
 		assert_non_null(argv[i]);
 		assert_string_equal(argv[i], want[i]);
@@ -92,19 +93,113 @@ static void test_pytest_argv(void **state)
 
 	/* One bad id refuses the whole task. */
 	tests[1] = "-x";
-	assert_int_equal(runner_argv(&rc, &t, "j", &argv, err, sizeof(err)),
-			 -1);
+	assert_int_equal(
+	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), -1);
 	assert_null(argv);
 	assert_non_null(strstr(err, "\"-x\""));
 	t.ntests = 0;
-	assert_int_equal(runner_argv(&rc, &t, "j", &argv, err, sizeof(err)),
-			 -1);
+	assert_int_equal(
+	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no test ids"));
+}
+
+#define SEP " \xe2\x80\xba "
+
+static void test_playwright_argv(void **state)
+{
+	static char *pw[] = {"npx", "--no-install", "playwright"};
+	struct runner_conf rc = {words, 3, 0, pw, 3, "/share/rep.js"};
+	char *tests[] = {"tests/b.spec.ts:9" SEP "b",
+			 "tests/a.spec.ts:3" SEP "d" SEP "x",
+			 "tests/a.spec.ts:3" SEP "d" SEP "y"};
+	char *proj[] = {"[ff] "
+			"\xe2\x80\xba"
+			" a.spec.ts:1" SEP "t",
+			"[c c] "
+			"\xe2\x80\xba"
+			" a.spec.ts:1" SEP "t",
+			"[ff] "
+			"\xe2\x80\xba"
+			" b.spec.ts:2" SEP "u"};
+	static const char *const want[] = {
+	    "npx",
+	    "--no-install",
+	    "playwright",
+	    "test",
+	    "--reporter=/share/rep.js",
+	    "--retries=0",
+	    "--workers=1",
+	    "--output=/tmp/x/artifacts",
+	    "--grep=-@smoke",
+	    "/(?:^|\\/)tests\\/a\\.spec\\.ts$/:3",
+	    "/(?:^|\\/)tests\\/b\\.spec\\.ts$/:9",
+	    NULL};
+	struct task t;
+	char **argv;
+	char err[256];
+	size_t i;
+
+	(void)state;
+	memset(&t, 0, sizeof(t));
+	t.runner = "playwright";
+	t.tests = tests;
+	t.ntests = 3;
+	t.grep = "-@smoke";
+	assert_int_equal(runner_argv(&rc, &t, "/tmp/x/junit.xml",
+				     "/tmp/x/artifacts", &argv, err,
+				     sizeof(err)),
+			 0);
+	for (i = 0; want[i]; i++) {
+		assert_non_null(argv[i]);
+		assert_string_equal(argv[i], want[i]);
+	}
+	assert_null(argv[i]);
+	runner_argv_free(argv);
+
+	/* Projects: one --project each, when every id names one. */
+	t.tests = proj;
+	t.grep = NULL;
+	assert_int_equal(
+	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), 0);
+	assert_string_equal(argv[8], "--project=c c");
+	assert_string_equal(argv[9], "--project=ff");
+	assert_string_equal(argv[10], "/(?:^|\\/)a\\.spec\\.ts$/:1");
+	assert_string_equal(argv[11], "/(?:^|\\/)b\\.spec\\.ts$/:2");
+	assert_null(argv[12]);
+	runner_argv_free(argv);
+	t.ntests = 2;
+	t.tests = tests + 1;
+	tests[2] = proj[0];
+	assert_int_equal(
+	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), 0);
+	for (i = 0; argv[i]; i++)
+		assert_null(strstr(argv[i], "--project"));
+	runner_argv_free(argv);
+
+	/* A bad id refuses the task; so does a missing reporter. */
+	tests[2] = "../x.spec.ts:1" SEP "t";
+	assert_int_equal(
+	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), -1);
+	assert_null(argv);
+	assert_non_null(strstr(err, "\"..\" in its file"));
+	tests[2] = "tests/test_a.py::test_x";
+	assert_int_equal(
+	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), -1);
+	tests[2] = "a.spec.ts:1";
+	rc.playwright_reporter = NULL;
+	assert_int_equal(
+	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "reporter"));
+	t.ntests = 0;
+	rc.playwright_reporter = "/r.js";
+	assert_int_equal(
+	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "no test ids"));
 }
 
 static void test_other_runners(void **state)
 {
-	struct runner_conf rc = {words, 3, 0};
+	struct runner_conf rc = {words, 3, 0, NULL, 0, NULL};
 	char *args[] = {"./load.sh", "--users", "10"};
 	struct task t;
 	char **argv;
@@ -115,27 +210,27 @@ static void test_other_runners(void **state)
 	t.runner = "command";
 	t.argv = args;
 	t.nargv = 3;
-	assert_int_equal(runner_argv(&rc, &t, "j", &argv, err, sizeof(err)),
-			 -1);
+	assert_int_equal(
+	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "--allow-command"));
 	rc.allow_command = 1;
-	assert_int_equal(runner_argv(&rc, &t, "j", &argv, err, sizeof(err)), 0);
+	assert_int_equal(
+	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), 0);
 	assert_string_equal(argv[0], "./load.sh");
 	assert_string_equal(argv[2], "10");
 	assert_null(argv[3]);
 	runner_argv_free(argv);
 	t.nargv = 0;
-	assert_int_equal(runner_argv(&rc, &t, "j", &argv, err, sizeof(err)),
-			 -1);
+	assert_int_equal(
+	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), -1);
 
 	t.runner = "playwright";
-	assert_int_equal(runner_argv(&rc, &t, "j", &argv, err, sizeof(err)),
-			 -1);
-	assert_string_equal(err, "runner playwright is not supported by this "
-				 "worker yet");
+	assert_int_equal(
+	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), -1);
+	assert_string_equal(err, "playwright command is empty");
 	t.runner = "rspec";
-	assert_int_equal(runner_argv(&rc, &t, "j", &argv, err, sizeof(err)),
-			 -1);
+	assert_int_equal(
+	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), -1);
 	assert_string_equal(err, "unknown runner \"rspec\"");
 }
 
@@ -277,6 +372,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_check_ids),
 	    cmocka_unit_test(test_pytest_argv),
+	    cmocka_unit_test(test_playwright_argv),
 	    cmocka_unit_test(test_other_runners),
 	    cmocka_unit_test(test_junit_ids),
 	    cmocka_unit_test(test_junit_results),
