@@ -327,17 +327,44 @@ static uint64_t shard_auto_target(uint64_t total, unsigned slots)
 	return target > 0 ? target : 1;
 }
 
+/* The units of an "auto" plan built from history: kept apart, then packed
+ * by LPT (shard_auto_lpt) instead of next fit. */
+struct shard_units {
+	struct shard_acc *u;
+	size_t n;
+	size_t cap;
+};
+
+/* Moves a unit into the list; empties it. */
+static void shard_units_take(struct shard_units *l, struct shard_acc *unit)
+{
+	if (unit->n == 0)
+		return;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->u = xreallocarray(l->u, l->cap, sizeof(*l->u));
+	}
+	l->u[l->n++] = *unit;
+	memset(unit, 0, sizeof(*unit));
+}
+
 /* Appends a finished unit (a small file or a chunk of a big one) to the
  * task being packed, closing that task first when the unit would push it
- * past target (next fit). Empties the unit. */
+ * past target (next fit) -- or, when units is not NULL, moves it to that
+ * list. Empties the unit. */
 static void shard_pack_unit(struct shard_acc *task, struct shard_acc *unit,
 			    uint64_t target, const uint64_t *us,
-			    struct shard_plan *p, size_t *cap)
+			    struct shard_units *units, struct shard_plan *p,
+			    size_t *cap)
 {
 	size_t k;
 
 	if (unit->n == 0)
 		return;
+	if (units != NULL) {
+		shard_units_take(units, unit);
+		return;
+	}
 	if (task->n > 0 && task->us + unit->us > target)
 		shard_acc_flush(task, p, cap);
 	for (k = 0; k < unit->n; k++)
@@ -351,8 +378,8 @@ static void shard_pack_unit(struct shard_acc *task, struct shard_acc *unit,
  * contiguous chunks of about equal estimate. */
 static void shard_auto_file(const struct shard_input *in, const size_t *tests,
 			    size_t len, uint64_t f, uint64_t target,
-			    struct shard_acc *task, struct shard_plan *p,
-			    size_t *cap)
+			    struct shard_acc *task, struct shard_units *units,
+			    struct shard_plan *p, size_t *cap)
 {
 	struct shard_acc unit = {0};
 	uint64_t chunks = (f + target - 1) / target;
@@ -371,24 +398,88 @@ static void shard_auto_file(const struct shard_input *in, const size_t *tests,
 				 f % chunks * (chunk + 1) / chunks;
 
 		if (unit.n > 0 && chunk + 1 < chunks && cum + e / 2 > bound) {
-			shard_pack_unit(task, &unit, target, in->us, p, cap);
+			shard_pack_unit(task, &unit, target, in->us, units, p,
+					cap);
 			chunk++;
 		}
 		shard_acc_add(&unit, x, e);
 		cum += e;
 	}
-	shard_pack_unit(task, &unit, target, in->us, p, cap);
+	shard_pack_unit(task, &unit, target, in->us, units, p, cap);
+}
+
+/* Longest unit first, then the one whose first test comes first. */
+static int shard_cmp_unit(const void *a, const void *b, void *arg)
+{
+	const struct shard_units *l = arg;
+	const struct shard_acc *x = &l->u[*(const size_t *)a];
+	const struct shard_acc *y = &l->u[*(const size_t *)b];
+
+	if (x->us != y->us)
+		return x->us > y->us ? -1 : 1;
+	return x->idx[0] < y->idx[0] ? -1 : x->idx[0] > y->idx[0];
+}
+
+/* Packs the units into min(slots, units) tasks by LPT: longest unit first
+ * onto the least-loaded task (lowest task number on ties). Every task
+ * costs one start-up, the same for all, so start-up does not change the
+ * choice. Frees the units. */
+static void shard_auto_lpt(const struct shard_input *in,
+			   struct shard_units *l, unsigned slots,
+			   struct shard_plan *p, size_t *cap)
+{
+	size_t nb = slots < l->n ? slots : l->n;
+	struct shard_acc *bins = xcalloc(nb, sizeof(*bins));
+	size_t *heap = xcalloc(nb, sizeof(*heap));
+	size_t *order = xcalloc(l->n, sizeof(*order));
+	size_t i, k;
+
+	for (i = 0; i < l->n; i++)
+		order[i] = i;
+	qsort_r(order, l->n, sizeof(*order), shard_cmp_unit, l);
+	/* The nb longest units open the nb tasks (what LPT does anyway, but
+	 * also for units of 0 s: no task stays empty). */
+	for (i = 0; i < l->n; i++) {
+		const struct shard_acc *u = &l->u[order[i]];
+		size_t b = i < nb ? i : heap[0];
+
+		for (k = 0; k < u->n; k++)
+			shard_acc_add(&bins[b], u->idx[k], in->us[u->idx[k]]);
+		if (i + 1 == nb) {
+			for (k = 0; k < nb; k++)
+				heap[k] = k;
+			for (k = nb / 2; k-- > 0;)
+				shard_heap_down(heap, nb, bins, k);
+		} else if (i >= nb) {
+			shard_heap_down(heap, nb, bins, 0);
+		}
+	}
+	/* shard_acc_flush puts each task's tests in collection order. */
+	for (i = 0; i < nb; i++)
+		shard_acc_flush(&bins[i], p, cap);
+	for (i = 0; i < l->n; i++)
+		free(l->u[i].idx);
+	free(l->u);
+	memset(l, 0, sizeof(*l));
+	free(order);
+	free(heap);
+	free(bins);
 }
 
 /* Auto: a file at most `target` long is one unit. In a longer file, every
- * test of at least `target` becomes a task of its own, and the rest of the
- * file is cut into contiguous chunks of about equal estimate, at most
- * `target` each. Units are then packed in collection order (next fit) into
- * tasks of at most `target`. */
+ * test of at least `target` becomes a unit (a task) of its own, and the
+ * rest of the file is cut into contiguous chunks of about equal estimate,
+ * at most `target` each. Without history (known false) units are packed in
+ * collection order (next fit) into tasks of at most `target`. With history,
+ * the target is a finer total / (slots * SHARD_TASKS_PER_SLOT) and the
+ * units are packed by LPT into min(slots, units) tasks: one balanced task
+ * per slot, one start-up each. */
 static void shard_auto(const struct shard_input *in, size_t n, unsigned slots,
-		       struct shard_plan *p, size_t *cap)
+		       int known, struct shard_plan *p, size_t *cap)
 {
 	struct shard_acc task = {0};
+	struct shard_units list = {0};
+	struct shard_units *units = known ? &list : NULL;
 	struct shard_group *g;
 	size_t *order = xcalloc(n, sizeof(*order));
 	size_t *small = xcalloc(n, sizeof(*small));
@@ -397,7 +488,13 @@ static void shard_auto(const struct shard_input *in, size_t n, unsigned slots,
 
 	for (i = 0; i < n; i++)
 		total += in->us[i];
-	target = shard_auto_target(total, slots);
+	if (known) {
+		target = total / ((uint64_t)slots * SHARD_TASKS_PER_SLOT);
+		if (target == 0)
+			target = 1;
+	} else {
+		target = shard_auto_target(total, slots);
+	}
 	g = shard_groups(in, n, order, &ng);
 	for (i = 0; i < ng; i++) {
 		const size_t *tests = order + g[i].start;
@@ -406,7 +503,7 @@ static void shard_auto(const struct shard_input *in, size_t n, unsigned slots,
 
 		if (g[i].us <= target) {
 			shard_auto_file(in, tests, g[i].len, g[i].us, target,
-					&task, p, cap);
+					&task, units, p, cap);
 			continue;
 		}
 		for (j = 0; j < g[i].len; j++) {
@@ -416,7 +513,10 @@ static void shard_auto(const struct shard_input *in, size_t n, unsigned slots,
 				struct shard_acc alone = {0};
 
 				shard_acc_add(&alone, x, in->us[x]);
-				shard_acc_flush(&alone, p, cap);
+				if (units != NULL)
+					shard_units_take(units, &alone);
+				else
+					shard_acc_flush(&alone, p, cap);
 			} else {
 				small[nsmall++] = x;
 				small_us += in->us[x];
@@ -424,9 +524,11 @@ static void shard_auto(const struct shard_input *in, size_t n, unsigned slots,
 		}
 		if (nsmall > 0)
 			shard_auto_file(in, small, nsmall, small_us, target,
-					&task, p, cap);
+					&task, units, p, cap);
 	}
 	shard_acc_flush(&task, p, cap);
+	if (units != NULL)
+		shard_auto_lpt(in, units, slots, p, cap);
 	free(g);
 	free(small);
 	free(order);
@@ -482,7 +584,7 @@ void shard_plan_build(char *const *ids, const double *est, size_t n,
 	struct shard_input in;
 	uint64_t *us, unknown;
 	size_t *flen;
-	size_t cap = 0, i;
+	size_t cap = 0, nknown, i;
 
 	memset(out, 0, sizeof(*out));
 	if (n == 0)
@@ -491,7 +593,7 @@ void shard_plan_build(char *const *ids, const double *est, size_t n,
 		slots = 1;
 	us = xcalloc(n, sizeof(*us));
 	flen = xcalloc(n, sizeof(*flen));
-	unknown = shard_unknown_us(est, n, NULL);
+	unknown = shard_unknown_us(est, n, &nknown);
 	for (i = 0; i < n; i++) {
 		us[i] = shard_known(est, i) ? shard_to_us(est[i]) : unknown;
 		flen[i] = shard_file_len(ids[i]);
@@ -511,7 +613,11 @@ void shard_plan_build(char *const *ids, const double *est, size_t n,
 		break;
 	case SHARD_AUTO:
 	default:
-		shard_auto(&in, n, slots, out, &cap);
+		/* nknown * 100 cannot overflow: n is an array length. */
+		shard_auto(&in, n, slots,
+			   (uint64_t)nknown * 100 >=
+			       (uint64_t)n * SHARD_AUTO_KNOWN_PCT,
+			   out, &cap);
 		break;
 	}
 	qsort(out->tasks, out->ntasks, sizeof(*out->tasks), shard_cmp_task);

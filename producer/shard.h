@@ -21,6 +21,10 @@
 #define SHARD_MIN_TASK_S 1.0
 /* "auto" aims for at least this many tasks per slot, for balance. */
 #define SHARD_TASKS_PER_SLOT 4
+/* "auto" with history: when at least this percentage of the tests have a
+ * known estimate, the plan is one LPT-balanced task per slot (units cut at
+ * total / (slots * SHARD_TASKS_PER_SLOT)) instead of many small tasks. */
+#define SHARD_AUTO_KNOWN_PCT 90
 
 enum shard_kind { SHARD_AUTO, SHARD_FILE, SHARD_TEST, SHARD_COUNT };
 
@@ -63,6 +67,8 @@ double shard_unknown_estimate(const double *est, size_t n, size_t *nknown);
 /* Builds the plan for n ids (n >= 1). est holds n estimates in seconds
  * (NULL = all unknown); unknown entries get shard_unknown_estimate(). slots
  * is the number of runner slots the tasks will share (0 is taken as 1).
+ * "auto" with at least SHARD_AUTO_KNOWN_PCT % of the estimates known makes
+ * min(slots, units) tasks balanced by LPT (docs/scheduling.md).
  * Every id lands in exactly one task; no task is empty. Tasks are sorted by
  * estimate, longest first, ties in order of their first test. out is
  * zeroed first; the caller releases it with shard_plan_release. */

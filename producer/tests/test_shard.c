@@ -417,33 +417,43 @@ static void test_auto_slow_test_alone_first(void **state)
 
 static void test_auto_split_threshold(void **state)
 {
-	/* 1 slot, so the target is max(total/4, 1 s). Files: a = {3, 1}
-	 * (4 s), b = {0.5 x 4} (2 s), c = {1.5} (1.5 s): 7.5 s in all,
-	 * target 1.875 s. a is over it: its 3 s test runs alone, its 1 s test
-	 * is a unit. b is over it too but has no slow test: two chunks of
-	 * 1 s. c (1.5 s) is under it: one unit. Packing in order (next
-	 * fit): {a1} 1 s, then b's first chunk would make 2 s > 1.875: new
-	 * task; b's second chunk likewise; c likewise. */
+	/* 1 slot, so the target is max(total/4, 1 s). c's estimate is
+	 * unknown (6/7 known, under 90 %: the plan without history), so it
+	 * counts the median of the others, 0.5 s. Files: a = {3, 1} (4 s),
+	 * b = {0.5 x 4} (2 s), c = {0.5}: 6.5 s in all, target 1.625 s. a is
+	 * over it: its 3 s test runs alone, its 1 s test is a unit. b is over
+	 * it too but has no slow test: two chunks of 1 s. c (0.5 s) is under
+	 * it: one unit. Packing in order (next fit): {a1} 1 s, then b's
+	 * first chunk would make 2 s > 1.625: new task; b's second chunk
+	 * likewise; c joins it (1.5 s). */
 	char *ids[] = {"a.py::s", "a.py::f", "b.py::1", "b.py::2",
 		       "b.py::3", "b.py::4", "c.py::x"};
-	double est[] = {3, 1, 0.5, 0.5, 0.5, 0.5, 1.5};
+	double est[] = {3, 1, 0.5, 0.5, 0.5, 0.5, -1};
+	double eff[] = {3, 1, 0.5, 0.5, 0.5, 0.5, 0.5};
 	struct shard_plan p;
 
 	(void)state;
 	shard_plan_build(ids, est, 7, 1, mode_of("auto"), &p);
-	check_plan(&p, 7, est);
-	assert_int_equal(p.ntasks, 5);
-	/* 3 s {a::s}, 1.5 s {c}, then the three 1 s tasks in order */
+	check_plan(&p, 7, eff);
+	assert_int_equal(p.ntasks, 4);
+	/* 3 s {a::s}, 1.5 s {b3, b4, c}, then the two 1 s tasks in order */
 	assert_int_equal(p.tasks[0].ntests, 1);
 	assert_int_equal(p.tasks[0].tests[0], 0);
-	assert_int_equal(p.tasks[1].ntests, 1);
-	assert_int_equal(p.tasks[1].tests[0], 6);
+	assert_int_equal(p.tasks[1].ntests, 3);
+	assert_int_equal(p.tasks[1].tests[0], 4);
 	assert_int_equal(p.tasks[2].ntests, 1);
 	assert_int_equal(p.tasks[2].tests[0], 1);
 	assert_int_equal(p.tasks[3].ntests, 2);
 	assert_int_equal(p.tasks[3].tests[0], 2);
-	assert_int_equal(p.tasks[4].ntests, 2);
-	assert_int_equal(p.tasks[4].tests[0], 4);
+	shard_plan_release(&p);
+
+	/* All known: one slot, so one task, in collection order. */
+	est[6] = 1.5;
+	eff[6] = 1.5;
+	shard_plan_build(ids, est, 7, 1, mode_of("auto"), &p);
+	check_plan(&p, 7, eff);
+	assert_int_equal(p.ntasks, 1);
+	assert_int_equal(p.tasks[0].ntests, 7);
 	shard_plan_release(&p);
 }
 
@@ -452,15 +462,18 @@ static void test_auto_file_at_target_stays_whole(void **state)
 	/* 4 slots, 16 s: a quarter of a slot's share and the floor are both
 	 * 1 s, the target. Files of exactly the target (a, b) are not split;
 	 * the 2 s file c is, and each of its 1 s tests (at the target) runs
-	 * alone; so does d (12 s). a cannot take b (2 s > 1 s). */
+	 * alone; so does d (12 s). a cannot take b (2 s > 1 s). b's estimate
+	 * is unknown (5/6 known, under 90 %: the plan without history) and
+	 * counts the median of the others, 1 s. */
 	char *ids[] = {"a.py::1", "a.py::2", "b.py::1",
 		       "c.py::1", "c.py::2", "d.py::x"};
-	double est[] = {0.5, 0.5, 1, 1, 1, 12};
+	double est[] = {0.5, 0.5, -1, 1, 1, 12};
+	double eff[] = {0.5, 0.5, 1, 1, 1, 12};
 	struct shard_plan p;
 
 	(void)state;
 	shard_plan_build(ids, est, 6, 4, mode_of("auto"), &p);
-	check_plan(&p, 6, est);
+	check_plan(&p, 6, eff);
 	/* d alone (12), then a {0.5,0.5}, b, c::1, c::2: each 1 s */
 	assert_int_equal(p.ntasks, 5);
 	assert_int_equal(p.tasks[0].tests[0], 5);
@@ -470,6 +483,188 @@ static void test_auto_file_at_target_stays_whole(void **state)
 	assert_int_equal(p.tasks[3].tests[0], 3);
 	assert_int_equal(p.tasks[4].tests[0], 4);
 	shard_plan_release(&p);
+}
+
+/* Skewed known durations (lognormal-like: most a few ms, a few seconds),
+ * deterministic. */
+static void skewed_est(double *est, size_t n, uint64_t seed)
+{
+	uint64_t x = seed;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		double u;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		u = (double)(x % 1000000) / 1000000.0;
+		/* exp(-7 + 8u): 0.9 ms .. 2.7 s, heavily skewed; whole
+		 * microseconds, so check_plan's sums are exact */
+		est[i] = round(exp(-7.0 + 8.0 * u) * 1e6) / 1e6;
+	}
+}
+
+static double plan_max(const struct shard_plan *p)
+{
+	return p->ntasks > 0 ? p->tasks[0].estimate_s : 0;
+}
+
+static void assert_same_plan(const struct shard_plan *a,
+			     const struct shard_plan *b)
+{
+	size_t i, j;
+
+	assert_int_equal(a->ntasks, b->ntasks);
+	for (i = 0; i < a->ntasks; i++) {
+		assert_true(a->tasks[i].estimate_s == b->tasks[i].estimate_s);
+		assert_int_equal(a->tasks[i].ntests, b->tasks[i].ntests);
+		for (j = 0; j < a->tasks[i].ntests; j++)
+			assert_int_equal(a->tasks[i].tests[j],
+					 b->tasks[i].tests[j]);
+	}
+}
+
+static void test_auto_history_one_task_per_slot(void **state)
+{
+	/* 600 tests in 30 files, skewed known durations: for 8 and 32 slots
+	 * exactly `slots` tasks, the longest within 5 % of the bound
+	 * max(total / slots, longest test); the same plan twice. */
+	const unsigned slotv[] = {2, 8, 32};
+	size_t n = 600, i, k;
+	char **ids = make_ids(30, 20);
+	double *est = xcalloc(n, sizeof(*est));
+	double total = 0, longest = 0;
+
+	(void)state;
+	skewed_est(est, n, 88172645463325252ULL);
+	for (i = 0; i < n; i++) {
+		total += est[i];
+		if (est[i] > longest)
+			longest = est[i];
+	}
+	for (k = 0; k < sizeof(slotv) / sizeof(slotv[0]); k++) {
+		struct shard_plan a, b;
+		double bound = total / slotv[k];
+
+		if (longest > bound)
+			bound = longest;
+		shard_plan_build(ids, est, n, slotv[k], mode_of("auto"), &a);
+		check_plan(&a, n, est);
+		assert_int_equal(a.ntasks, slotv[k]);
+		assert_true(plan_max(&a) <= bound * 1.05);
+		shard_plan_build(ids, est, n, slotv[k], mode_of("auto"), &b);
+		assert_same_plan(&a, &b);
+		shard_plan_release(&a);
+		shard_plan_release(&b);
+	}
+	free(est);
+	free_ids(ids, n);
+}
+
+static void test_auto_history_long_test_alone(void **state)
+{
+	/* One file: a 10 s test among 40 of 0.1 s, 4 slots. 14 s in all, a
+	 * slot's share 3.5 s: the 10 s test is alone in the first task, the
+	 * other 40 (cut in 5 chunks of 0.8 s at the 14 / 16 s unit target)
+	 * are spread over the 3 other tasks: 1.6, 1.6 and 0.8 s. */
+	char **ids = make_ids(1, 41);
+	double est[41];
+	struct shard_plan p;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 41; i++)
+		est[i] = 0.1;
+	est[20] = 10;
+	shard_plan_build(ids, est, 41, 4, mode_of("auto"), &p);
+	check_plan(&p, 41, est);
+	assert_int_equal(p.ntasks, 4);
+	assert_int_equal(p.tasks[0].ntests, 1);
+	assert_int_equal(p.tasks[0].tests[0], 20);
+	for (i = 1; i < 4; i++)
+		assert_true(p.tasks[i].estimate_s > 0.79 &&
+			    p.tasks[i].estimate_s < 1.61);
+	shard_plan_release(&p);
+}
+
+static void test_auto_history_threshold(void **state)
+{
+	/* 400 files of one 0.05 s test, 2 slots. With 360 of 400 estimates
+	 * known (90 %), one task per slot of 200 tests; with 359 (under
+	 * 90 %) the plan without history: the unknown tests count the median
+	 * (0.05 s), target 20 s / 8 = 2.5 s, 8 tasks of 50 -- the same plan
+	 * as with no estimate at all. */
+	size_t n = 400, i;
+	char **ids = make_ids(400, 1);
+	double *est = xcalloc(n, sizeof(*est));
+	struct shard_plan p, q;
+
+	(void)state;
+	for (i = 0; i < n; i++)
+		est[i] = i < 360 ? 0.05 : -1;
+	shard_plan_build(ids, est, n, 2, mode_of("auto"), &p);
+	check_plan(&p, n, NULL);
+	assert_int_equal(p.ntasks, 2);
+	assert_int_equal(p.tasks[0].ntests, 200);
+	assert_int_equal(p.tasks[1].ntests, 200);
+	shard_plan_release(&p);
+
+	est[359] = NAN;
+	shard_plan_build(ids, est, n, 2, mode_of("auto"), &p);
+	check_plan(&p, n, NULL);
+	assert_int_equal(p.ntasks, 8);
+	for (i = 0; i < p.ntasks; i++)
+		assert_int_equal(p.tasks[i].ntests, 50);
+	shard_plan_build(ids, NULL, n, 2, mode_of("auto"), &q);
+	assert_same_plan(&p, &q);
+	shard_plan_release(&p);
+	shard_plan_release(&q);
+	free(est);
+	free_ids(ids, n);
+}
+
+static void test_auto_history_partial_keeps_old_plan(void **state)
+{
+	/* The skewed suite with 15 % of the estimates unknown: more tasks
+	 * than slots (next fit at the coarser target), never one per slot. */
+	size_t n = 600, i;
+	char **ids = make_ids(30, 20);
+	double *est = xcalloc(n, sizeof(*est));
+	struct shard_plan p;
+
+	(void)state;
+	skewed_est(est, n, 88172645463325252ULL);
+	for (i = 0; i < n; i += 7)
+		est[i] = -1;
+	shard_plan_build(ids, est, n, 8, mode_of("auto"), &p);
+	assert_true(p.ntasks > 8);
+	shard_plan_release(&p);
+	free(est);
+	free_ids(ids, n);
+}
+
+static void test_auto_history_fewer_units_than_slots(void **state)
+{
+	/* 3 known tests, 8 slots: 3 tasks; zero estimates leave no task
+	 * empty. */
+	char **ids = make_ids(1, 3);
+	double est[] = {0, 0, 0};
+	struct shard_plan p;
+
+	(void)state;
+	shard_plan_build(ids, est, 3, 8, mode_of("auto"), &p);
+	check_plan(&p, 3, est);
+	assert_true(p.ntasks >= 1 && p.ntasks <= 3);
+	shard_plan_release(&p);
+	est[0] = 1;
+	est[1] = 2;
+	est[2] = 3;
+	shard_plan_build(ids, est, 3, 8, mode_of("auto"), &p);
+	check_plan(&p, 3, est);
+	assert_int_equal(p.ntasks, 3);
+	shard_plan_release(&p);
+	free_ids(ids, 3);
 }
 
 static void test_deterministic_all_modes(void **state)
@@ -628,6 +823,11 @@ int main(void)
 	    cmocka_unit_test(test_auto_slow_test_alone_first),
 	    cmocka_unit_test(test_auto_split_threshold),
 	    cmocka_unit_test(test_auto_file_at_target_stays_whole),
+	    cmocka_unit_test(test_auto_history_one_task_per_slot),
+	    cmocka_unit_test(test_auto_history_long_test_alone),
+	    cmocka_unit_test(test_auto_history_threshold),
+	    cmocka_unit_test(test_auto_history_partial_keeps_old_plan),
+	    cmocka_unit_test(test_auto_history_fewer_units_than_slots),
 	    cmocka_unit_test(test_deterministic_all_modes),
 	    cmocka_unit_test(test_unknown_estimates_default),
 	    cmocka_unit_test(test_unknown_get_median),
