@@ -424,9 +424,8 @@ static int shard_cmp_unit(const void *a, const void *b, void *arg)
  * onto the least-loaded task (lowest task number on ties). Every task
  * costs one start-up, the same for all, so start-up does not change the
  * choice. Frees the units. */
-static void shard_auto_lpt(const struct shard_input *in,
-			   struct shard_units *l, unsigned slots,
-			   struct shard_plan *p, size_t *cap)
+static void shard_auto_lpt(const struct shard_input *in, struct shard_units *l,
+			   unsigned slots, struct shard_plan *p, size_t *cap)
 {
 	size_t nb = slots < l->n ? slots : l->n;
 	struct shard_acc *bins = xcalloc(nb, sizeof(*bins));
@@ -471,7 +470,7 @@ static void shard_auto_lpt(const struct shard_input *in,
  * rest of the file is cut into contiguous chunks of about equal estimate,
  * at most `target` each. Without history (known false) units are packed in
  * collection order (next fit) into tasks of at most `target`. With history,
- * the target is a finer total / (slots * SHARD_TASKS_PER_SLOT) and the
+ * the target is a finer total / (slots * SHARD_AUTO_UNITS_PER_SLOT) and the
  * units are packed by LPT into min(slots, units) tasks: one balanced task
  * per slot, one start-up each. */
 static void shard_auto(const struct shard_input *in, size_t n, unsigned slots,
@@ -489,7 +488,7 @@ static void shard_auto(const struct shard_input *in, size_t n, unsigned slots,
 	for (i = 0; i < n; i++)
 		total += in->us[i];
 	if (known) {
-		target = total / ((uint64_t)slots * SHARD_TASKS_PER_SLOT);
+		target = total / ((uint64_t)slots * SHARD_AUTO_UNITS_PER_SLOT);
 		if (target == 0)
 			target = 1;
 	} else {

@@ -23,8 +23,9 @@
 #define SHARD_TASKS_PER_SLOT 4
 /* "auto" with history: when at least this percentage of the tests have a
  * known estimate, the plan is one LPT-balanced task per slot (units cut at
- * total / (slots * SHARD_TASKS_PER_SLOT)) instead of many small tasks. */
+ * total / (slots * SHARD_AUTO_UNITS_PER_SLOT)) instead of many small tasks. */
 #define SHARD_AUTO_KNOWN_PCT 90
+#define SHARD_AUTO_UNITS_PER_SLOT 8
 
 enum shard_kind { SHARD_AUTO, SHARD_FILE, SHARD_TEST, SHARD_COUNT };
 

@@ -389,10 +389,11 @@ static void test_auto_splits_big_files_contiguously(void **state)
 
 static void test_auto_slow_test_alone_first(void **state)
 {
-	/* One 30 s test among 20 fast ones in the same file, 4 slots: 32 s,
-	 * target 2 s. The file is over the target, so the slow test gets a
-	 * task of its own, queued first, and its 20 neighbours (2 s, not
-	 * over the target) stay together in one task. */
+	/* One 30 s test among 20 fast ones in the same file, 4 slots, all
+	 * known: 32 s, unit target 32 / (4 * 8) = 1 s. The file is over the
+	 * target, so the slow test is a unit of its own -- its task is queued
+	 * first -- and its 20 neighbours (2 s) are cut in two contiguous
+	 * chunks of 1 s; LPT gives each unit its own task. */
 	char **ids = make_ids(1, 21);
 	double est[21];
 	struct shard_plan p;
@@ -404,13 +405,18 @@ static void test_auto_slow_test_alone_first(void **state)
 	est[10] = 30;
 	shard_plan_build(ids, est, 21, 4, mode_of("auto"), &p);
 	check_plan(&p, 21, est);
-	assert_int_equal(p.ntasks, 2);
+	assert_int_equal(p.ntasks, 3);
 	assert_int_equal(p.tasks[0].ntests, 1);
 	assert_int_equal(p.tasks[0].tests[0], 10);
 	assert_true(p.tasks[0].estimate_s == 30.0);
-	assert_int_equal(p.tasks[1].ntests, 20);
-	assert_true(p.tasks[1].estimate_s > 1.999 &&
-		    p.tasks[1].estimate_s < 2.001);
+	assert_int_equal(p.tasks[1].ntests, 10);
+	assert_int_equal(p.tasks[1].tests[0], 0);
+	assert_int_equal(p.tasks[1].tests[9], 9);
+	assert_int_equal(p.tasks[2].ntests, 10);
+	assert_int_equal(p.tasks[2].tests[0], 11);
+	for (i = 1; i < 3; i++)
+		assert_true(p.tasks[i].estimate_s > 0.999 &&
+			    p.tasks[i].estimate_s < 1.001);
 	shard_plan_release(&p);
 	free_ids(ids, 21);
 }
@@ -527,8 +533,8 @@ static void assert_same_plan(const struct shard_plan *a,
 
 static void test_auto_history_one_task_per_slot(void **state)
 {
-	/* 600 tests in 30 files, skewed known durations: for 8 and 32 slots
-	 * exactly `slots` tasks, the longest within 5 % of the bound
+	/* 600 tests in 30 files, skewed known durations: for 2, 8 and 32
+	 * slots exactly `slots` tasks, the longest within 5 % of the bound
 	 * max(total / slots, longest test); the same plan twice. */
 	const unsigned slotv[] = {2, 8, 32};
 	size_t n = 600, i, k;
@@ -566,8 +572,8 @@ static void test_auto_history_long_test_alone(void **state)
 {
 	/* One file: a 10 s test among 40 of 0.1 s, 4 slots. 14 s in all, a
 	 * slot's share 3.5 s: the 10 s test is alone in the first task, the
-	 * other 40 (cut in 5 chunks of 0.8 s at the 14 / 16 s unit target)
-	 * are spread over the 3 other tasks: 1.6, 1.6 and 0.8 s. */
+	 * other 40 (cut in 10 chunks of 0.4 s at the 14 / 32 s unit target)
+	 * are spread over the 3 other tasks: 1.6, 1.2 and 1.2 s. */
 	char **ids = make_ids(1, 41);
 	double est[41];
 	struct shard_plan p;
@@ -583,7 +589,7 @@ static void test_auto_history_long_test_alone(void **state)
 	assert_int_equal(p.tasks[0].ntests, 1);
 	assert_int_equal(p.tasks[0].tests[0], 20);
 	for (i = 1; i < 4; i++)
-		assert_true(p.tasks[i].estimate_s > 0.79 &&
+		assert_true(p.tasks[i].estimate_s > 1.19 &&
 			    p.tasks[i].estimate_s < 1.61);
 	shard_plan_release(&p);
 }
