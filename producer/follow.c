@@ -640,7 +640,7 @@ int follow_replay(redisContext *c, const char *prefix, const char *run,
 
 		if (r == NULL) {
 			snprintf(err, errlen, "redis: XRANGE %s: %s", key,
-				 c->errstr[0] ? c->errstr : "connection lost");
+				 redisconn_why(c, NULL));
 			goto out;
 		}
 		if (r->type != REDIS_REPLY_ARRAY) {

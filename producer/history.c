@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "keys.h"
 #include "sha1.h"
+#include "redisconn.h"
 #include "xmalloc.h"
 
 /* Batches sent before their replies are read: hides the round trips,
@@ -106,11 +107,7 @@ void history_limits_default(struct history_limits *l)
 static void history_fail(redisContext *c, const redisReply *r, const char *cmd,
 			 const char *key, char *err, size_t errlen)
 {
-	const char *why = r != NULL && r->type == REDIS_REPLY_ERROR && r->str
-			      ? r->str
-			  : r != NULL	 ? "unexpected reply"
-			  : c->errstr[0] ? c->errstr
-					 : "connection lost";
+	const char *why = redisconn_why(c, r);
 
 	snprintf(err, errlen, "redis: %s %s: %s", cmd, key, why);
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "keys.h"
+#include "redisconn.h"
 #include "xmalloc.h"
 
 #define QUEUES_LOOK_MS 5000
@@ -58,11 +59,7 @@ int queues_live(redisContext *c, const char *prefix, char *const *queues,
 		live[k] = 0;
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
 		snprintf(err, errlen, "redis: HGETALL %s: %s", key,
-			 r == NULL
-			     ? (c->errstr[0] ? c->errstr : "connection lost")
-			 : r->type == REDIS_REPLY_ERROR && r->str
-			     ? r->str
-			     : "unexpected reply");
+			 redisconn_why(c, r));
 		goto out;
 	}
 	for (i = 0; i + 1 < r->elements; i += 2) {

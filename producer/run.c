@@ -62,8 +62,7 @@ static redisReply *run_cmd(redisContext *c, int argc, const char **argv,
 
 	if (r == NULL) {
 		snprintf(err, errlen, "redis: %s %s: %s", argv[0],
-			 argc > 1 ? argv[1] : "",
-			 c->errstr[0] ? c->errstr : "connection lost");
+			 argc > 1 ? argv[1] : "", redisconn_why(c, NULL));
 		return NULL;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
@@ -103,7 +102,7 @@ static int run_create_group(redisContext *c, const char *prefix,
 
 	if (r == NULL) {
 		snprintf(err, errlen, "redis: XGROUP CREATE %s: %s", key,
-			 c->errstr[0] ? c->errstr : "connection lost");
+			 redisconn_why(c, NULL));
 		goto out;
 	}
 	if (r->type == REDIS_REPLY_ERROR &&
@@ -175,7 +174,7 @@ static int run_read_replies(redisContext *c, size_t n, const char *key,
 
 		if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
 			snprintf(err, errlen, "redis: queueing to %s: %s", key,
-				 c->errstr[0] ? c->errstr : "connection lost");
+				 redisconn_why(c, NULL));
 			return -1;
 		}
 		if (r->type == REDIS_REPLY_ERROR && ret == 0) {
@@ -800,7 +799,7 @@ int run_cancel(redisContext *c, const char *prefix, const char *run,
 	r = redisconn_script(c, script_cancel, 2, 6, argv, NULL);
 	if (r == NULL) {
 		snprintf(err, errlen, "redis: cancel %s: %s", run,
-			 c->errstr[0] ? c->errstr : "connection lost");
+			 redisconn_why(c, NULL));
 		goto out;
 	}
 	if (r->type != REDIS_REPLY_INTEGER) {

@@ -8,6 +8,7 @@
 
 #include "keys.h"
 #include "run.h"
+#include "redisconn.h"
 #include "xmalloc.h"
 
 static double status_now(void)
@@ -75,11 +76,7 @@ int status_list(redisContext *c, const char *prefix, size_t limit, FILE *out,
 	r = redisCommandArgv(c, 5, argv, NULL);
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
 		snprintf(err, errlen, "redis: ZREVRANGE %s: %s", runs,
-			 r == NULL
-			     ? (c->errstr[0] ? c->errstr : "connection lost")
-			 : r->type == REDIS_REPLY_ERROR && r->str
-			     ? r->str
-			     : "unexpected reply");
+			 redisconn_why(c, r));
 		goto out;
 	}
 	n = r->elements / 2;
@@ -126,7 +123,7 @@ int status_list(redisContext *c, const char *prefix, size_t limit, FILE *out,
 			continue;
 		if (redisGetReply(c, (void **)&h) != REDIS_OK || h == NULL) {
 			snprintf(err, errlen, "redis: HMGET: %s",
-				 c->errstr[0] ? c->errstr : "connection lost");
+				 redisconn_why(c, NULL));
 			goto out;
 		}
 		created = score->type == REDIS_REPLY_STRING
@@ -172,11 +169,7 @@ static int status_workers(redisContext *c, const char *prefix, FILE *out,
 
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
 		snprintf(err, errlen, "redis: HGETALL %s: %s", key,
-			 r == NULL
-			     ? (c->errstr[0] ? c->errstr : "connection lost")
-			 : r->type == REDIS_REPLY_ERROR && r->str
-			     ? r->str
-			     : "unexpected reply");
+			 redisconn_why(c, r));
 		goto out;
 	}
 	for (i = 0; i + 1 < r->elements; i += 2) {

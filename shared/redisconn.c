@@ -242,3 +242,12 @@ redisReply *redisconn_script(redisContext *c, const char *script, int nkeys,
 	free(av);
 	return reply;
 }
+
+const char *redisconn_why(const redisContext *c, const redisReply *r)
+{
+	if (r != NULL)
+		return r->type == REDIS_REPLY_ERROR && r->str != NULL
+			   ? r->str
+			   : "unexpected reply";
+	return c->errstr[0] != '\0' ? c->errstr : "connection lost";
+}

@@ -20,6 +20,11 @@ redisContext *redisconn_open(const struct redis_url *u, int timeout_ms,
 redisContext *redisconn_open_retry(const struct redis_url *u, int timeout_ms,
 				   int total_ms, char *err, size_t errlen);
 
+/* Why a command failed, for messages: the error reply's text, "unexpected
+ * reply" for any other reply, or (r NULL) the connection's error. The
+ * string is borrowed from c or r. */
+const char *redisconn_why(const redisContext *c, const redisReply *r);
+
 /* Runs a script from scripts.h: EVALSHA, then EVAL on NOSCRIPT. argv holds
  * nkeys keys then the arguments; argc counts both (argc >= nkeys). argvlen
  * may be NULL for NUL-terminated arguments. Returns the reply (caller frees

@@ -339,22 +339,11 @@ static void reclaim_start(struct worker *w, const char *stream,
 			  const redisReply *entry)
 {
 	const redisReply *id = entry->element[0], *fields = entry->element[1];
-	const redisReply *m = NULL;
+	const redisReply *m = worker_entry_task(fields);
 	struct reclaim *rc;
 	const char *argv[2];
 	char err[512], *key;
-	size_t i;
 
-	if (fields->type == REDIS_REPLY_ARRAY) {
-		for (i = 0; i + 1 < fields->elements; i += 2) {
-			const redisReply *k = fields->element[i];
-
-			if (k->type == REDIS_REPLY_STRING && k->len == 1 &&
-			    k->str[0] == 'm' &&
-			    fields->element[i + 1]->type == REDIS_REPLY_STRING)
-				m = fields->element[i + 1];
-		}
-	}
 	if (!m) {
 		log_warn("queue %s entry %s: reclaimed without a task; "
 			 "dropping it",

@@ -37,6 +37,24 @@ double worker_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+const redisReply *worker_entry_task(const redisReply *fields)
+{
+	const redisReply *m = NULL;
+	size_t i;
+
+	if (fields->type != REDIS_REPLY_ARRAY)
+		return NULL;
+	for (i = 0; i + 1 < fields->elements; i += 2) {
+		const redisReply *k = fields->element[i];
+
+		if (k->type == REDIS_REPLY_STRING && k->len == 1 &&
+		    k->str[0] == 'm' &&
+		    fields->element[i + 1]->type == REDIS_REPLY_STRING)
+			m = fields->element[i + 1];
+	}
+	return m;
+}
+
 unsigned long long worker_now_ms(void)
 {
 	struct timespec ts;
@@ -410,11 +428,10 @@ void backlog_unlink(struct worker *w, struct backlog **pp, struct backlog *prev)
 static void take_entry(struct worker *w, const char *stream,
 		       const redisReply *entry)
 {
-	const redisReply *id, *fields, *m = NULL;
+	const redisReply *id, *fields, *m;
 	struct backlog *b;
 	struct task task;
 	char err[512];
-	size_t i;
 
 	if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 2 ||
 	    entry->element[0]->type != REDIS_REPLY_STRING) {
@@ -424,16 +441,7 @@ static void take_entry(struct worker *w, const char *stream,
 	}
 	id = entry->element[0];
 	fields = entry->element[1];
-	if (fields->type == REDIS_REPLY_ARRAY) {
-		for (i = 0; i + 1 < fields->elements; i += 2) {
-			const redisReply *k = fields->element[i];
-
-			if (k->type == REDIS_REPLY_STRING && k->len == 1 &&
-			    k->str[0] == 'm' &&
-			    fields->element[i + 1]->type == REDIS_REPLY_STRING)
-				m = fields->element[i + 1];
-		}
-	}
+	m = worker_entry_task(fields);
 	if (!m) {
 		log_error("queue %s entry %s: no task field \"m\"; dropping "
 			  "it",

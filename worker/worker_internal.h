@@ -210,6 +210,9 @@ struct worker {
 
 void worker_timer_ms(struct event *ev, unsigned ms);
 double worker_now(void);		/* unix time, seconds */
+/* The task field "m" of a stream entry's field list (an XREADGROUP or
+ * XAUTOCLAIM reply element), or NULL. Borrowed from the reply. */
+const redisReply *worker_entry_task(const redisReply *fields);
 unsigned long long worker_now_ms(void); /* unix time, milliseconds */
 /* Seconds since t (monotonic). */
 double worker_since(const struct timespec *t);
