@@ -42,6 +42,7 @@ enum cli_opt {
 	OPT_PYTEST,
 	OPT_PLAYWRIGHT,
 	OPT_GREP,
+	OPT_SKIPPREFLIGHT,
 	OPT_COUNT
 };
 
@@ -94,6 +95,7 @@ static const struct cli_option cli_options[OPT_COUNT] = {
     [OPT_PYTEST] = {"pytest", 0, 1, ON_RUNLIKE | ON_LATER},
     [OPT_PLAYWRIGHT] = {"playwright", 0, 1, ON_RUNLIKE | ON_LATER},
     [OPT_GREP] = {"grep", 0, 1, ON_RUNLIKE | ON_LATER},
+    [OPT_SKIPPREFLIGHT] = {"skip-preflight", 0, 0, ON_RUNLIKE | ON_LATER},
 };
 
 static const char *const cli_commands[] = {
@@ -219,6 +221,9 @@ static int cli_set(struct cli *c, enum cli_opt id, const char *spelled,
 		return 0;
 	case OPT_NOCACHE:
 		c->no_cache = 1;
+		return 0;
+	case OPT_SKIPPREFLIGHT:
+		c->skip_preflight = 1;
 		return 0;
 	case OPT_QUIET:
 		c->quiet = 1;
@@ -530,6 +535,8 @@ void cli_usage(FILE *out)
 	      "                         nothing\n"
 	      "  --no-cache             local mode: no .testfleet cache "
 	      "folder (no history)\n"
+	      "  --skip-preflight       do not run the config's preflight "
+	      "checks\n"
 	      "\n"
 	      "Report options (run, watch, report):\n"
 	      "  --junit FILE, --json FILE, --markdown FILE\n"

@@ -57,6 +57,7 @@ struct cli {
 	char **args;	      /* positional arguments (malloc'd array of
 			       * borrowed strings) */
 	size_t nargs;
+	int skip_preflight;   /* --skip-preflight (appended) */
 };
 
 /* Parses argv[1..argc-1]. Options may come before or after the command;

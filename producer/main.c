@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "command.h"
 #include "config.h"
+#include "preflight.h"
 #include "discover.h"
 #include "follow.h"
 #include "history.h"
@@ -295,6 +296,30 @@ static int main_resolve(struct main_ctx *ctx)
 		main_error("bad pytest command \"%s\" (1 to %d words)",
 			   ctx->pytest_str, MAIN_MAX_PYTEST_WORDS);
 		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Runs the config's preflight checks in order; the first failure is the
+ * error line and exit 3, before anything is collected or queued. */
+static int main_preflight(struct main_ctx *ctx)
+{
+	char err[1024];
+	size_t i;
+
+	if (!ctx->have_conf || ctx->cli.skip_preflight || ctx->cli.dry_run)
+		return 0;
+	for (i = 0; i < ctx->conf.npreflight; i++) {
+		const struct preflight_conf *pf = &ctx->conf.preflight[i];
+
+		if (preflight_run(pf, err, sizeof(err)) < 0) {
+			main_error("preflight \"%s\" failed: %s", pf->name,
+				   err);
+			return EXIT_INFRA;
+		}
+		if (ctx->cli.verbose > 0)
+			fprintf(stderr, "testfleet: preflight \"%s\": ok\n",
+				pf->name);
 	}
 	return 0;
 }
@@ -1421,6 +1446,8 @@ static int main_run(struct main_ctx *ctx, int submit)
 		if ((code = main_check_paths(&jobs[i])) != 0)
 			goto out;
 	}
+	if ((code = main_preflight(ctx)) != 0)
+		goto out;
 	/* A remote Redis is checked first: no point collecting for a run
 	 * that cannot be queued. Local mode starts only after collection,
 	 * so bad paths and empty selections never start anything. */

@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "keys.h"
 #include "policy.h" /* limits only (macros): no link dependency */
+#include "redisurl.h"
 #include "xmalloc.h"
 
 #define CONFIG_MAX_BYTES (1u << 20) /* the file, and any expanded value */
@@ -34,6 +35,9 @@
 #define CONFIG_MAX_SHARD_COUNT 100000u
 #define CONFIG_MAX_SUITES 10000u
 #define CONFIG_MAX_PHASES 1000u
+#define CONFIG_MAX_PREFLIGHT 100u
+#define CONFIG_MAX_STATUSES 100u
+#define CONFIG_PREFLIGHT_TIMEOUT_MS 5000L
 #define CONFIG_MAX_DEPTH 64    /* nested mappings and lists */
 #define CONFIG_MAX_ANCHORS 100 /* libyaml looks anchors up linearly */
 #define PATH_LEN 256	       /* key paths in messages */
@@ -1379,12 +1383,260 @@ static int load_retry(struct loader *L, const yaml_node_t *node,
 	return 0;
 }
 
+/* ---- preflight --------------------------------------------------------- */
+
+static void preflight_release(struct preflight_conf *pf)
+{
+	free(pf->name);
+	free(pf->target);
+	free(pf->status);
+	memset(pf, 0, sizeof(*pf));
+}
+
+/* One HTTP status, 100-599. */
+static int get_status(struct loader *L, const yaml_node_t *node,
+		      const char *path, int *out)
+{
+	unsigned u;
+
+	if (get_uint(L, node, path, 100, 599, &u) < 0)
+		return -1;
+	*out = (int)u;
+	return 0;
+}
+
+/* status: one integer or a non-empty list of them. */
+static int get_statuses(struct loader *L, const yaml_node_t *node,
+			const char *path, struct preflight_conf *pf)
+{
+	const yaml_node_item_t *it;
+	char ipath[PATH_LEN];
+	size_t n;
+
+	if (node->type != YAML_SEQUENCE_NODE) {
+		pf->status = xcalloc(1, sizeof(*pf->status));
+		if (get_status(L, node, path, &pf->status[0]) < 0)
+			return -1;
+		pf->nstatus = 1;
+		return 0;
+	}
+	n = (size_t)(node->data.sequence.items.top -
+		     node->data.sequence.items.start);
+	if (spend(L, node, path, n + 1) < 0)
+		return -1;
+	if (n == 0)
+		return fail(L, node, path,
+			    "must not be empty (leave it out to accept any "
+			    "2xx)");
+	if (n > CONFIG_MAX_STATUSES)
+		return fail(L, node, path, "more than %u statuses",
+			    CONFIG_MAX_STATUSES);
+	pf->status = xcalloc(n, sizeof(*pf->status));
+	for (it = node->data.sequence.items.start;
+	     it < node->data.sequence.items.top; it++) {
+		const yaml_node_t *v = node_at(L, *it);
+
+		path_index(ipath, sizeof(ipath), path, pf->nstatus);
+		if (v == NULL)
+			return fail(L, node, path, "malformed list");
+		if (get_status(L, v, ipath, &pf->status[pf->nstatus]) < 0)
+			return -1;
+		pf->nstatus++;
+	}
+	return 0;
+}
+
+/* "host:port" or "[v6]:port", port 1-65535. */
+static int check_hostport(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	unsigned long long port;
+	size_t hlen;
+
+	if (colon == NULL || colon == s)
+		return -1;
+	if (parse_uint(colon + 1, strlen(colon + 1), 65535, &port) < 0 ||
+	    port == 0)
+		return -1;
+	hlen = (size_t)(colon - s);
+	if (s[0] == '[')
+		return hlen > 2 && s[hlen - 1] == ']' ? 0 : -1;
+	/* A bare IPv6 address needs brackets to carry a port. */
+	return memchr(s, ':', hlen) == NULL ? 0 : -1;
+}
+
+static int get_target(struct loader *L, const yaml_node_t *node,
+		      const char *path, enum preflight_kind kind, char **out)
+{
+	char q[QUOTE_MAX * 4 + 8], msg[256];
+	struct redis_url u;
+	char *s;
+	int ok = 1;
+
+	if (get_string(L, node, path, 0, &s) < 0)
+		return -1;
+	quote(q, sizeof(q), s, strlen(s));
+	if (strlen(s) > 4096 || strpbrk(s, " \t\r\n") != NULL) {
+		free(s);
+		return fail(L, node, path, "invalid value %s", q);
+	}
+	switch (kind) {
+	case PREFLIGHT_HTTP:
+		ok = (strncmp(s, "http://", 7) == 0 && s[7] != '\0') ||
+		     (strncmp(s, "https://", 8) == 0 && s[8] != '\0');
+		if (!ok) {
+			free(s);
+			return fail(L, node, path,
+				    "expected an http:// or https:// URL, "
+				    "got %s",
+				    q);
+		}
+		break;
+	case PREFLIGHT_TCP:
+		if (check_hostport(s) < 0) {
+			free(s);
+			return fail(L, node, path,
+				    "expected HOST:PORT (port 1-65535, IPv6 "
+				    "in brackets), got %s",
+				    q);
+		}
+		break;
+	case PREFLIGHT_REDIS:
+		if (redis_url_parse(s, &u, msg, sizeof(msg)) < 0) {
+			free(s);
+			return fail(L, node, path, "%s", msg);
+		}
+		redis_url_release(&u);
+		break;
+	}
+	*out = s;
+	return 0;
+}
+
+static int load_preflight_one(struct loader *L, const yaml_node_t *node,
+			      const char *path, struct preflight_conf *pf,
+			      const yaml_node_t **name_node)
+{
+	static const char *const kinds[] = {
+	    [PREFLIGHT_HTTP] = "http",
+	    [PREFLIGHT_TCP] = "tcp",
+	    [PREFLIGHT_REDIS] = "redis",
+	};
+	const yaml_node_pair_t *p;
+	const yaml_node_t *target = NULL, *status = NULL;
+	char kpath[PATH_LEN];
+	int kind;
+
+	if (check_mapping(L, node, path) < 0)
+		return -1;
+	for (p = node->data.mapping.pairs.start;
+	     p < node->data.mapping.pairs.top; p++) {
+		const yaml_node_t *k = node_at(L, p->key);
+		const yaml_node_t *v = node_at(L, p->value);
+		const char *key = (const char *)k->data.scalar.value;
+		int rc = 0;
+
+		path_key(kpath, sizeof(kpath), path, key);
+		for (kind = PREFLIGHT_HTTP; kind <= PREFLIGHT_REDIS; kind++)
+			if (strcmp(key, kinds[kind]) == 0)
+				break;
+		if (kind <= PREFLIGHT_REDIS) {
+			if (target != NULL) {
+				rc = fail(L, k, kpath,
+					  "only one of http, tcp, redis per "
+					  "check (already has %s)",
+					  kinds[pf->kind]);
+			} else {
+				pf->kind = (enum preflight_kind)kind;
+				target = v;
+			}
+		} else if (strcmp(key, "name") == 0) {
+			*name_node = v;
+			rc = get_name(L, v, kpath, NULL, &pf->name);
+		} else if (strcmp(key, "status") == 0) {
+			status = v;
+		} else if (strcmp(key, "timeout") == 0) {
+			rc = get_millis(L, v, kpath, &pf->timeout_ms);
+			if (rc == 0 && pf->timeout_ms == 0)
+				rc = fail(L, v, kpath, "must be more than 0");
+		} else {
+			rc = fail(L, k, kpath, "unknown key");
+		}
+		if (rc < 0)
+			return -1;
+	}
+	if (pf->name == NULL) {
+		path_key(kpath, sizeof(kpath), path, "name");
+		return fail(L, node, kpath, "missing");
+	}
+	if (target == NULL)
+		return fail(L, node, path,
+			    "missing the check: one of http, tcp, redis");
+	path_key(kpath, sizeof(kpath), path, kinds[pf->kind]);
+	if (get_target(L, target, kpath, pf->kind, &pf->target) < 0)
+		return -1;
+	if (status != NULL) {
+		path_key(kpath, sizeof(kpath), path, "status");
+		if (pf->kind != PREFLIGHT_HTTP)
+			return fail(L, status, kpath,
+				    "only for http checks");
+		if (get_statuses(L, status, kpath, pf) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int load_preflight(struct loader *L, const yaml_node_t *node,
+			  struct config *c)
+{
+	const yaml_node_item_t *it;
+	char path[PATH_LEN];
+	size_t n, i;
+
+	if (node->type != YAML_SEQUENCE_NODE)
+		return fail_type(L, node, "preflight", "a list of checks");
+	n = (size_t)(node->data.sequence.items.top -
+		     node->data.sequence.items.start);
+	if (spend(L, node, "preflight", n + 1) < 0)
+		return -1;
+	if (n > CONFIG_MAX_PREFLIGHT)
+		return fail(L, node, "preflight", "more than %u checks",
+			    CONFIG_MAX_PREFLIGHT);
+	c->preflight = xcalloc(n ? n : 1, sizeof(*c->preflight));
+	for (it = node->data.sequence.items.start;
+	     it < node->data.sequence.items.top; it++) {
+		const yaml_node_t *v = node_at(L, *it), *name_node = NULL;
+		size_t no = c->npreflight;
+		struct preflight_conf *pf = &c->preflight[no];
+
+		path_index(path, sizeof(path), "preflight", no);
+		c->npreflight++;
+		pf->timeout_ms = CONFIG_PREFLIGHT_TIMEOUT_MS;
+		if (v == NULL)
+			return fail(L, node, path, "malformed list");
+		if (load_preflight_one(L, v, path, pf, &name_node) < 0)
+			return -1;
+		/* At most CONFIG_MAX_PREFLIGHT, so quadratic is fine. */
+		for (i = 0; i < no; i++) {
+			if (strcmp(c->preflight[i].name, pf->name) == 0) {
+				char kpath[PATH_LEN], q[QUOTE_MAX * 4 + 8];
+
+				path_key(kpath, sizeof(kpath), path, "name");
+				quote(q, sizeof(q), pf->name, strlen(pf->name));
+				return fail(L, name_node, kpath,
+					    "duplicate check name %s", q);
+			}
+		}
+	}
+	return 0;
+}
+
 static int load_root(struct loader *L, const yaml_node_t *root,
 		     struct config *c)
 {
 	const yaml_node_pair_t *p;
 	const yaml_node_t *defaults = NULL, *suites = NULL, *phases = NULL;
-	const yaml_node_t *retry = NULL;
+	const yaml_node_t *retry = NULL, *preflight = NULL;
 	size_t i;
 
 	if (root->type != YAML_MAPPING_NODE)
@@ -1406,6 +1658,8 @@ static int load_root(struct loader *L, const yaml_node_t *root,
 			phases = v;
 		} else if (strcmp(key, "retry") == 0) {
 			retry = v;
+		} else if (strcmp(key, "preflight") == 0) {
+			preflight = v;
 		} else {
 			char path[PATH_LEN];
 
@@ -1440,6 +1694,8 @@ static int load_root(struct loader *L, const yaml_node_t *root,
 			c->phases[0].suites[i] = xstrdup(c->suites[i].name);
 		c->phases[0].nsuites = c->nsuites;
 	}
+	if (preflight != NULL && load_preflight(L, preflight, c) < 0)
+		return -1;
 	if (c->prefix == NULL)
 		c->prefix = xstrdup(KEYS_DEFAULT_PREFIX);
 	if (c->shard == NULL)
@@ -1660,6 +1916,9 @@ void config_release(struct config *c)
 	free(c->phases);
 	strv_free(c->retry.transient, c->retry.ntransient);
 	strv_free(c->retry.transient_extra, c->retry.ntransient_extra);
+	for (i = 0; i < c->npreflight; i++)
+		preflight_release(&c->preflight[i]);
+	free(c->preflight);
 	memset(c, 0, sizeof(*c));
 }
 

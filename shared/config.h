@@ -52,6 +52,23 @@ struct retry_conf {
 	long backoff_cap_ms;   /* retry.backoff_cap; -1 = unset */
 };
 
+/* One entry of the preflight: list (docs/config.md, "preflight"): a check
+ * the producer runs before anything is queued. */
+enum preflight_kind {
+	PREFLIGHT_HTTP = 1, /* GET target, expect a status */
+	PREFLIGHT_TCP,      /* connect to target, "host:port" */
+	PREFLIGHT_REDIS,    /* connect to target, a Redis URL, and PING */
+};
+
+struct preflight_conf {
+	char *name;          /* [A-Za-z0-9_.-]+, unique among the checks */
+	enum preflight_kind kind;
+	char *target;        /* URL, or "host:port" for tcp */
+	int *status;         /* http: accepted statuses; none = any 2xx */
+	size_t nstatus;
+	long timeout_ms;     /* default 5000 */
+};
+
 struct config {
 	char *path;         /* the file read, for messages */
 	char *redis;        /* defaults.redis or NULL */
@@ -67,6 +84,9 @@ struct config {
 				    * every suite, in file order */
 	size_t nphases;
 	struct retry_conf retry;
+	/* Appended: the preflight: list, in file order (none when absent). */
+	struct preflight_conf *preflight;
+	size_t npreflight;
 };
 
 /* Returns 0, or -1 with "FILE:LINE: KEY: problem" in err (one line). On

@@ -181,6 +181,41 @@ static const struct bad_case bad_cases[] = {
      "  a: {}\n",
      "t.yaml:2: retry.backoff_cap: ",
      "500ms is less than retry.backoff_base (2000ms)"},
+    {"suites:\n  a: {}\npreflight:\n  a: 1\n", "t.yaml:4: preflight: ", "expected a list"},
+    {"suites:\n  a: {}\npreflight:\n  - http: http://h/\n", "t.yaml:4: preflight[0].name: ",
+     "missing"},
+    {"suites:\n  a: {}\npreflight:\n  - name: a b\n    tcp: h:1\n",
+     "t.yaml:4: preflight[0].name: ", "invalid name \"a b\""},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n", "t.yaml:4: preflight[0]: ",
+     "one of http, tcp, redis"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    http: http://h/\n    tcp: h:1\n",
+     "t.yaml:6: preflight[0].tcp: ", "only one of http, tcp, redis"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    http: ftp://h/\n",
+     "t.yaml:5: preflight[0].http: ", "expected an http:// or https://"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    tcp: h\n", "t.yaml:5: preflight[0].tcp: ",
+     "expected HOST:PORT"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    tcp: h:0\n", "t.yaml:5: preflight[0].tcp: ",
+     "expected HOST:PORT"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    tcp: ::1:80\n",
+     "t.yaml:5: preflight[0].tcp: ", "IPv6 in brackets"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    redis: http://h\n",
+     "t.yaml:5: preflight[0].redis: ", "redis"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    http: http://h/\n    status: 99\n",
+     "t.yaml:6: preflight[0].status: ", "from 100 to 599"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    http: http://h/\n    status: [200, ok]\n",
+     "t.yaml:6: preflight[0].status[1]: ", "got \"ok\""},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    http: http://h/\n    status: []\n",
+     "t.yaml:6: preflight[0].status: ", "must not be empty"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    tcp: h:1\n    status: 200\n",
+     "t.yaml:6: preflight[0].status: ", "only for http"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    tcp: h:1\n    timeout: 0\n",
+     "t.yaml:6: preflight[0].timeout: ", "more than 0"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    tcp: h:1\n    timeout: soon\n",
+     "t.yaml:6: preflight[0].timeout: ", "expected a duration"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    tcp: h:1\n    colour: red\n",
+     "t.yaml:6: preflight[0].colour: ", "unknown key"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    tcp: h:1\n  - name: x\n    tcp: h:2\n",
+     "t.yaml:6: preflight[1].name: ", "duplicate check name \"x\""},
 };
 
 static void test_bad_configs(void **state)
@@ -680,6 +715,62 @@ static void test_load_file(void **state)
 	rmdir(dir);
 }
 
+static void test_preflight(void **state)
+{
+	static const char yaml[] =
+	    "suites:\n  a: {}\n"
+	    "preflight:\n"
+	    "  - name: api-health\n"
+	    "    http: http://127.0.0.1:8000/health\n"
+	    "  - name: api.v2\n"
+	    "    http: https://h/x\n"
+	    "    status: [200, 204]\n"
+	    "    timeout: 1500ms\n"
+	    "  - name: one_status\n"
+	    "    http: http://h/\n"
+	    "    status: 301\n"
+	    "  - name: db\n"
+	    "    tcp: \"[::1]:5432\"\n"
+	    "    timeout: 2\n"
+	    "  - name: cache\n"
+	    "    redis: redis://127.0.0.1:6379/1\n";
+	struct config c;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(load(yaml, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.npreflight, 5);
+	assert_string_equal(c.preflight[0].name, "api-health");
+	assert_int_equal(c.preflight[0].kind, PREFLIGHT_HTTP);
+	assert_string_equal(c.preflight[0].target,
+			    "http://127.0.0.1:8000/health");
+	assert_int_equal(c.preflight[0].nstatus, 0);
+	assert_int_equal(c.preflight[0].timeout_ms, 5000);
+	assert_int_equal(c.preflight[1].nstatus, 2);
+	assert_int_equal(c.preflight[1].status[0], 200);
+	assert_int_equal(c.preflight[1].status[1], 204);
+	assert_int_equal(c.preflight[1].timeout_ms, 1500);
+	assert_int_equal(c.preflight[2].nstatus, 1);
+	assert_int_equal(c.preflight[2].status[0], 301);
+	assert_int_equal(c.preflight[3].kind, PREFLIGHT_TCP);
+	assert_string_equal(c.preflight[3].target, "[::1]:5432");
+	assert_int_equal(c.preflight[3].timeout_ms, 2000);
+	assert_int_equal(c.preflight[4].kind, PREFLIGHT_REDIS);
+	assert_string_equal(c.preflight[4].target, "redis://127.0.0.1:6379/1");
+	config_release(&c);
+
+	/* Absent: no checks. An empty list is allowed too. */
+	assert_int_equal(load("suites:\n  a: {}\n", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.npreflight, 0);
+	assert_null(c.preflight);
+	config_release(&c);
+	assert_int_equal(
+	    load("suites:\n  a: {}\npreflight: []\n", &c, err, sizeof(err)),
+	    0);
+	assert_int_equal(c.npreflight, 0);
+	config_release(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -693,6 +784,7 @@ int main(void)
 	    cmocka_unit_test(test_aliases),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_load_file),
+	    cmocka_unit_test(test_preflight),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
