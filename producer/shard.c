@@ -68,8 +68,12 @@ int shard_mode_parse(const char *s, struct shard_mode *out, char *err,
 
 size_t shard_file_len(const char *id)
 {
-	size_t pw = pwid_file_len(id);
+	size_t pw;
 	const char *sep;
+
+	if (id == NULL)
+		return 0;
+	pw = pwid_file_len(id);
 
 	/* A title may hold "::"; a file part that does is a pytest id. */
 	if (pw > 0 && memmem(id, pw, "::", 2) == NULL)

@@ -592,6 +592,7 @@ static void test_auto_history_long_test_alone(void **state)
 		assert_true(p.tasks[i].estimate_s > 1.19 &&
 			    p.tasks[i].estimate_s < 1.61);
 	shard_plan_release(&p);
+	free_ids(ids, 41);
 }
 
 static void test_auto_history_threshold(void **state)
