@@ -1533,18 +1533,25 @@ static int main_run(struct main_ctx *ctx, int submit)
 		goto out;
 	}
 	if (!cli->quiet) {
-		fprintf(stderr, "testfleet: run %s: %zu test%s in %zu task%s",
-			run, ntests, ntests == 1 ? "" : "s", ntasks,
-			ntasks == 1 ? "" : "s");
+		/* One write: stderr is unbuffered, and local workers with -v
+		 * log to the same stderr. */
+		struct buf line;
+
+		buf_init(&line, 0);
+		buf_printf(&line, "testfleet: run %s: %zu test%s in %zu task%s",
+			   run, ntests, ntests == 1 ? "" : "s", ntasks,
+			   ntasks == 1 ? "" : "s");
 		if (lm != NULL)
-			fprintf(stderr,
-				" (local mode, %u slot%s), estimated %s", slots,
-				slots == 1 ? "" : "s", eta_s);
+			buf_printf(&line,
+				   " (local mode, %u slot%s), estimated %s",
+				   slots, slots == 1 ? "" : "s", eta_s);
 		else
-			fprintf(stderr, " queued, estimated %s on %u slot%s",
-				eta_s, slots, slots == 1 ? "" : "s");
-		fprintf(stderr, " (history: %zu/%zu tests)\n", nknown, ntests);
-		fflush(stderr);
+			buf_printf(&line, " queued, estimated %s on %u slot%s",
+				   eta_s, slots, slots == 1 ? "" : "s");
+		buf_printf(&line, " (history: %zu/%zu tests)\n", nknown,
+			   ntests);
+		fputs(line.data, stderr);
+		buf_release(&line);
 	}
 	if (lm == NULL)
 		main_warn_idle_queues(ctx, c, queues, nq);
