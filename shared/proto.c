@@ -50,17 +50,26 @@ const char *outcome_name(enum outcome o)
 	return outcome_names[o];
 }
 
-int outcome_parse(const char *name, enum outcome *out)
+/* The index of name in names[0..n), or -1. */
+static int name_index(const char *const *names, int n, const char *name)
 {
 	int i;
 
-	for (i = 0; i < OUTCOME_COUNT; i++) {
-		if (strcmp(name, outcome_names[i]) == 0) {
-			*out = (enum outcome)i;
-			return 0;
-		}
+	for (i = 0; i < n; i++) {
+		if (strcmp(name, names[i]) == 0)
+			return i;
 	}
 	return -1;
+}
+
+int outcome_parse(const char *name, enum outcome *out)
+{
+	int i = name_index(outcome_names, OUTCOME_COUNT, name);
+
+	if (i < 0)
+		return -1;
+	*out = (enum outcome)i;
+	return 0;
 }
 
 const char *task_status_name(enum task_status s)
@@ -72,15 +81,12 @@ const char *task_status_name(enum task_status s)
 
 int task_status_parse(const char *name, enum task_status *out)
 {
-	int i;
+	int i = name_index(task_status_names, TASK_STATUS_COUNT, name);
 
-	for (i = 0; i < TASK_STATUS_COUNT; i++) {
-		if (strcmp(name, task_status_names[i]) == 0) {
-			*out = (enum task_status)i;
-			return 0;
-		}
-	}
-	return -1;
+	if (i < 0)
+		return -1;
+	*out = (enum task_status)i;
+	return 0;
 }
 
 /* ---- encoding ---- */
