@@ -21,8 +21,17 @@ WORKER_LIB_OBJ := $(filter-out build/worker/main.o,$(WORKER_OBJ))
 
 UNIT_SRC := $(wildcard shared/tests/test_*.c producer/tests/test_*.c worker/tests/test_*.c)
 UNIT_BIN := $(UNIT_SRC:%.c=build/%)
+# shared/tests/test_junit.c again, against the worker's JUnit reader.
+UNIT_BIN += build/shared/tests/test_junit_dl
 
-all: bin/testfleet bin/testfleet-worker
+# The worker reads JUnit XML only from runners that sent no per-test
+# events: its copy of shared/junit.c loads libxml2 on first use
+# (JUNIT_DLOPEN, see that file), and it does not link libxml2, so an idle
+# worker maps neither libxml2 nor the ICU and libstdc++ it pulls in.
+WORKER_LIBS := $(filter-out -lxml2,$(LIBS))
+JUNIT_DL_OBJ := build/dl/shared/junit.o
+
+all: bin/testfleet bin/testfleet-worker bin/testfleet-upload
 
 build/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -36,13 +45,29 @@ bin/testfleet: $(PRODUCER_OBJ) build/libtfshared.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-bin/testfleet-worker: $(WORKER_OBJ) build/libtfshared.a
+$(JUNIT_DL_OBJ): shared/junit.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DJUNIT_DLOPEN $(WARN) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# JUNIT_DL_OBJ comes before the archive, so the archive's junit.o is not
+# linked.
+bin/testfleet-worker: $(WORKER_OBJ) $(JUNIT_DL_OBJ) build/libtfshared.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(WORKER_LIBS)
+
+# The worker's uploader of large artifacts: libcurl lives here, not in the
+# worker (uploader/main.c).
+bin/testfleet-upload: build/uploader/main.o build/libtfshared.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 build/shared/tests/%: shared/tests/%.c build/libtfshared.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+build/shared/tests/test_junit_dl: shared/tests/test_junit.c $(JUNIT_DL_OBJ) build/libtfshared.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DJUNIT_DLOPEN $(WARN) $(CFLAGS) -o $@ $^ $(WORKER_LIBS) -lcmocka
 
 build/producer/tests/%: producer/tests/%.c $(PRODUCER_LIB_OBJ) build/libtfshared.a
 	@mkdir -p $(dir $@)
@@ -81,7 +106,7 @@ check: deps
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/testfleet/plugins
-	install -m 755 bin/testfleet bin/testfleet-worker $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 bin/testfleet bin/testfleet-worker bin/testfleet-upload $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 worker/plugins/* $(DESTDIR)$(PREFIX)/share/testfleet/plugins/
 
 clean:
@@ -89,7 +114,8 @@ clean:
 
 .PHONY: all deps unit integration test demo check install clean
 
--include $(SHARED_OBJ:.o=.d) $(PRODUCER_OBJ:.o=.d) $(WORKER_OBJ:.o=.d)
+-include $(SHARED_OBJ:.o=.d) $(PRODUCER_OBJ:.o=.d) $(WORKER_OBJ:.o=.d) build/uploader/main.d
+-include $(JUNIT_DL_OBJ:.o=.d)
 
 # libFuzzer target for the msgpack codec (needs clang); see fuzz/fuzz_proto.c.
 # libFuzzer targets, one per decoder of outside input. Each links the

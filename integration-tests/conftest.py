@@ -3,7 +3,9 @@
 - ``sandbox``: a private folder /tmp/tfit-XXXX for one test (fixture copies,
   reports, logs, TMPDIR of the binaries), a tag in the environment of every
   process the test starts, and on teardown the check that no such process
-  and no testfleet-* temporary folder is left.
+  and no testfleet-* temporary folder is left. A live cluster worker keeps
+  one folder per slot (worker/slotdir.h) until it exits: those are allowed
+  while it runs, at most one per slot, and none once it has exited.
 - ``cluster``: a factory for a throwaway redis-server on a unix socket plus
   N ``bin/testfleet-worker`` processes, stopped (SIGTERM, then SIGKILL) on
   teardown.
@@ -14,6 +16,7 @@ Runs under /usr/bin/python3 with pytest only; the binaries are always
 called by absolute path.
 """
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -36,6 +39,55 @@ collect_ignore = ["fixtures"]
 # How long a worker may take to exit after SIGTERM when idle (DESIGN 5:
 # drain within the orchestrator's 30 s; an idle worker has nothing to drain).
 WORKER_STOP_GRACE = 15.0
+
+# A slot's folder, testfleet-<name>-<pid>-s<slot>-XXXXXX (worker/slotdir.h):
+# made by the slot's first task, reused by the next ones, removed when the
+# worker exits.
+SLOT_DIR_RE = re.compile(r"^testfleet-.+-(\d+)-s(\d+)-[A-Za-z0-9]{6}$")
+
+
+def running_worker_slots(pid):
+    """The --slots of pid if it is a running (not zombie) testfleet-worker,
+    else None."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            stat = f.read()
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = f.read().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return None
+    if stat[stat.rfind(b")") + 2:][:1] in (b"Z", b"X", b""):
+        return None
+    if not argv or os.path.basename(argv[0]) != WORKER.name:
+        return None
+    slots = 1
+    for i, a in enumerate(argv):
+        if a == "--slots" and i + 1 < len(argv) and argv[i + 1].isdigit():
+            slots = int(argv[i + 1])
+        elif a.startswith("--slots=") and a[8:].isdigit():
+            slots = int(a[8:])
+    return slots
+
+
+def foreign_slot_dir(path, own_tags):
+    """Whether path is the slot folder of a running process (a worker, or a
+    unit test running one) that is none of ours: an idle worker's folder is
+    held by no process's environment, so foreign_holders cannot tell."""
+    m = SLOT_DIR_RE.match(os.path.basename(path))
+    if not m:
+        return False
+    pid = int(m.group(1))
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            stat = f.read()
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            env = f.read()
+    except OSError:
+        return False
+    if stat[stat.rfind(b")") + 2:][:1] in (b"Z", b"X", b""):
+        return False
+    needles = {("%s=%s" % (TAG_VAR, t)).encode() for t in own_tags}
+    return not set(env.split(b"\0")) & needles
 
 
 class Result(namedtuple("Result", "cmd rc out err")):
@@ -177,7 +229,8 @@ class Sandbox:
 
         def candidates():
             return {d for d in testfleet_tmp_dirs(["/tmp"]) - self.tmp_before
-                    if not foreign_holders(d, own)}
+                    if not foreign_holders(d, own)
+                    and not foreign_slot_dir(d, own)}
 
         now = candidates()
         if now:
@@ -187,7 +240,26 @@ class Sandbox:
             time.sleep(2)
             now &= candidates()
         now |= testfleet_tmp_dirs([str(self.tmpdir)])
-        return sorted(now)
+        return sorted(now - self.live_slot_dirs(now))
+
+    def live_slot_dirs(self, dirs):
+        """Those of dirs that are the slot folders of a cluster worker that
+        is still running: at most one per slot it has (two for one slot is a
+        leak, and both are reported)."""
+        pids = set()
+        for c in self.clusters:
+            pids.update(c.pids())
+        by_slot = {}
+        for d in dirs:
+            m = SLOT_DIR_RE.match(os.path.basename(d))
+            if not m or int(m.group(1)) not in pids:
+                continue
+            pid, slot = int(m.group(1)), int(m.group(2))
+            slots = running_worker_slots(pid)
+            if slots is None or not 1 <= slot <= slots:
+                continue
+            by_slot.setdefault((pid, slot), []).append(d)
+        return {ds[0] for ds in by_slot.values() if len(ds) == 1}
 
     def assert_clean(self, what="testfleet", settle=5.0):
         """No process the test started (other than a live cluster) and no

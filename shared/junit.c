@@ -9,7 +9,19 @@
  * pytest writes a failed test whose teardown also failed as two adjacent
  * <testcase> elements with the same classname and name (one <failure>, one
  * <error>); adjacent twins are merged into one case, the worse outcome
- * winning, so each test has exactly one outcome. */
+ * winning, so each test has exactly one outcome.
+ *
+ * Built with -DJUNIT_DLOPEN (the worker's copy, see the Makefile), the
+ * file does not link libxml2: it loads libxml2.so.2 with dlopen the first
+ * time a document is parsed and calls the functions below through a table
+ * filled by dlsym, under their usual names (the macros after the table).
+ * A worker reads JUnit XML only from runners that sent no per-test
+ * events, so an idle one maps neither libxml2 nor the ICU and libstdc++
+ * it pulls in (1.9 MiB of an idle worker's 4.5). The table is process
+ * state by nature, filled once (pthread_once) and never unloaded; a host
+ * without libxml2 gets junit_load's one-line error for every document,
+ * not a crash. Without the flag, junit_load is a no-op and libxml2 is
+ * linked as usual (the producer, the unit tests, the fuzz target). */
 #include "junit.h"
 
 #include <errno.h>
@@ -31,6 +43,112 @@
 
 #include "buf.h"
 #include "xmalloc.h"
+
+#ifdef JUNIT_DLOPEN
+#include <dlfcn.h>
+#include <pthread.h>
+
+#define JUNIT_LIBXML2 "libxml2.so.2"
+
+/* The libxml2 functions this file calls, with the types its headers give
+ * them. */
+struct libxml {
+	__typeof__(&xmlSAX2GetLineNumber) SAX2GetLineNumber;
+	__typeof__(&xmlStopParser) StopParser;
+	__typeof__(&xmlGetProp) GetProp;
+	__typeof__(&xmlNodeGetContent) NodeGetContent;
+	__typeof__(&xmlInitParser) InitParser;
+	__typeof__(&xmlSetGenericErrorFunc) SetGenericErrorFunc;
+	__typeof__(&xmlCreateMemoryParserCtxt) CreateMemoryParserCtxt;
+	__typeof__(&xmlCtxtUseOptions) CtxtUseOptions;
+	__typeof__(&xmlParseDocument) ParseDocument;
+	__typeof__(&xmlDocGetRootElement) DocGetRootElement;
+	__typeof__(&xmlFreeDoc) FreeDoc;
+	__typeof__(&xmlFreeParserCtxt) FreeParserCtxt;
+#ifdef LIBXML_THREAD_ALLOC_ENABLED
+	__typeof__(&__xmlFree) Free_; /* returns xmlFree's address */
+#else
+	xmlFreeFunc *Free_; /* the address of the variable xmlFree */
+#endif
+};
+
+static const struct {
+	const char *name;
+	size_t off;
+} libxml_syms[] = {
+    {"xmlSAX2GetLineNumber", offsetof(struct libxml, SAX2GetLineNumber)},
+    {"xmlStopParser", offsetof(struct libxml, StopParser)},
+    {"xmlGetProp", offsetof(struct libxml, GetProp)},
+    {"xmlNodeGetContent", offsetof(struct libxml, NodeGetContent)},
+    {"xmlInitParser", offsetof(struct libxml, InitParser)},
+    {"xmlSetGenericErrorFunc", offsetof(struct libxml, SetGenericErrorFunc)},
+    {"xmlCreateMemoryParserCtxt",
+     offsetof(struct libxml, CreateMemoryParserCtxt)},
+    {"xmlCtxtUseOptions", offsetof(struct libxml, CtxtUseOptions)},
+    {"xmlParseDocument", offsetof(struct libxml, ParseDocument)},
+    {"xmlDocGetRootElement", offsetof(struct libxml, DocGetRootElement)},
+    {"xmlFreeDoc", offsetof(struct libxml, FreeDoc)},
+    {"xmlFreeParserCtxt", offsetof(struct libxml, FreeParserCtxt)},
+#ifdef LIBXML_THREAD_ALLOC_ENABLED
+    {"__xmlFree", offsetof(struct libxml, Free_)},
+#else
+    {"xmlFree", offsetof(struct libxml, Free_)},
+#endif
+};
+
+static struct libxml libxml;
+static int libxml_ok;
+static char libxml_why[512]; /* when not ok */
+static pthread_once_t libxml_once = PTHREAD_ONCE_INIT;
+
+_Static_assert(sizeof(void *) == sizeof(libxml.GetProp),
+	       "dlsym results are stored as function pointers");
+
+static void libxml_open(void)
+{
+	const char *why;
+	void *h, *p;
+	size_t i;
+
+	h = dlopen(JUNIT_LIBXML2, RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) {
+		why = dlerror();
+		snprintf(libxml_why, sizeof(libxml_why), "%s",
+			 why != NULL ? why : "dlopen failed");
+		return;
+	}
+	for (i = 0; i < sizeof(libxml_syms) / sizeof(libxml_syms[0]); i++) {
+		p = dlsym(h, libxml_syms[i].name);
+		if (p == NULL) {
+			snprintf(libxml_why, sizeof(libxml_why), "%s has no %s",
+				 JUNIT_LIBXML2, libxml_syms[i].name);
+			return; /* the handle stays: unloading buys nothing */
+		}
+		memcpy((char *)&libxml + libxml_syms[i].off, &p, sizeof(p));
+	}
+	libxml_ok = 1;
+}
+
+/* From here on, the names call through the table. */
+#define xmlSAX2GetLineNumber (*libxml.SAX2GetLineNumber)
+#define xmlStopParser (*libxml.StopParser)
+#define xmlGetProp (*libxml.GetProp)
+#define xmlNodeGetContent (*libxml.NodeGetContent)
+#define xmlInitParser (*libxml.InitParser)
+#define xmlSetGenericErrorFunc (*libxml.SetGenericErrorFunc)
+#define xmlCreateMemoryParserCtxt (*libxml.CreateMemoryParserCtxt)
+#define xmlCtxtUseOptions (*libxml.CtxtUseOptions)
+#define xmlParseDocument (*libxml.ParseDocument)
+#define xmlDocGetRootElement (*libxml.DocGetRootElement)
+#define xmlFreeDoc (*libxml.FreeDoc)
+#define xmlFreeParserCtxt (*libxml.FreeParserCtxt)
+#undef xmlFree
+#ifdef LIBXML_THREAD_ALLOC_ENABLED
+#define xmlFree (*(*libxml.Free_)())
+#else
+#define xmlFree (*libxml.Free_)
+#endif
+#endif /* JUNIT_DLOPEN */
 
 #define JUNIT_MAX_TEXT (64u << 10) /* message and details, per case */
 #define JUNIT_MAX_DEPTH 512	   /* nested testsuites (libxml2 caps 256) */
@@ -501,6 +619,8 @@ static int parse_named(const char *name, const char *data, size_t len,
 			where, line_at(data, bomb), JUNIT_MAX_ATTRS);
 		return -1;
 	}
+	if (junit_load(err, errlen) < 0)
+		return -1;
 	xmlInitParser();
 	/* Encoding errors are raised outside the parser context, through the
 	 * generic handler, which prints to stderr; this module reports
@@ -575,6 +695,30 @@ out:
 		xmlFreeDoc(doc);
 	xmlFreeParserCtxt(ctxt);
 	return rc;
+}
+
+int junit_load(char *err, size_t errlen)
+{
+#ifdef JUNIT_DLOPEN
+	size_t i;
+
+	pthread_once(&libxml_once, libxml_open);
+	if (!libxml_ok) {
+		set_err(err, errlen,
+			"junit: cannot read JUnit XML on this host: %s "
+			"(install libxml2)",
+			libxml_why);
+		/* dlerror's text, on one line. */
+		for (i = 0; err != NULL && i < errlen && err[i] != '\0'; i++)
+			if (err[i] == '\n' || err[i] == '\r')
+				err[i] = ' ';
+		return -1;
+	}
+#else
+	(void)err;
+	(void)errlen;
+#endif
+	return 0;
 }
 
 int junit_parse(const char *data, size_t len, struct junit_case **cases,

@@ -1,7 +1,8 @@
 /* junit.h -- reading JUnit XML written by test runners, through libxml2 with
  * safe options: no network, no entity expansion, no DTD loading, a size cap.
  * Pure: bytes in, test cases out. Writing merged reports lives with the
- * producer's report module. */
+ * producer's report module. The worker's copy loads libxml2 on first use
+ * (junit.c, JUNIT_DLOPEN). */
 #ifndef TF_JUNIT_H
 #define TF_JUNIT_H
 
@@ -33,5 +34,11 @@ int junit_parse(const char *data, size_t len, struct junit_case **cases,
 int junit_parse_file(const char *path, struct junit_case **cases,
 		     size_t *ncases, char *err, size_t errlen);
 void junit_cases_free(struct junit_case *cases, size_t n);
+
+/* Whether JUnit XML can be read in this process: 0, or -1 with a one-line
+ * message when libxml2 cannot be loaded (only a build with JUNIT_DLOPEN
+ * loads it, on the first call of this or of a parse; the parses fail with
+ * the same message). */
+int junit_load(char *err, size_t errlen);
 
 #endif

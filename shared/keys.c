@@ -58,6 +58,11 @@ char *key_partial(const char *prefix, const char *run, const char *task)
 	return xasprintf("%s:run:%s:partial:%s", prefix, run, task);
 }
 
+char *key_artifacts(const char *prefix, const char *run)
+{
+	return xasprintf("%s:run:%s:artifacts", prefix, run);
+}
+
 char *key_delayed(const char *prefix)
 {
 	return xasprintf("%s:delayed", prefix);

@@ -20,6 +20,12 @@ char *key_runs(const char *prefix);                        /* tf:runs */
 char *key_workers(const char *prefix);                     /* tf:workers */
 char *key_durations(const char *prefix, const char *suite);
 char *key_partial(const char *prefix, const char *run, const char *task);
+/* tf:run:<id>:artifacts, the files kept in Redis: field
+ * "<task>/<attempt>/<path>", value the bytes. The worker that writes
+ * one sets this expiry on the key; the producer's run_expire shortens it
+ * like the run's other keys. */
+char *key_artifacts(const char *prefix, const char *run);
+#define KEYS_ARTIFACTS_TTL_S (7LL * 86400)
 char *key_delayed(const char *prefix);                     /* tf:delayed */
 char *key_dead(const char *prefix);                        /* tf:dead */
 char *key_control(const char *prefix);  /* tf:control (pub/sub channel) */

@@ -19,6 +19,7 @@
 
 #include "redisconn.h"
 #include "redisurl.h"
+#include "transfer.h"
 
 #define PREFLIGHT_MAX_HOST 1024
 
@@ -129,21 +130,11 @@ static int preflight_http(const struct preflight_conf *c, char *err,
 		return -1;
 	}
 	cerr[0] = '\0';
-	curl_easy_setopt(h, CURLOPT_URL, c->target);
-	curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS,
-			 (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
 	/* A redirect is an answer: it is checked against status, not
 	 * followed (follow it yourself by naming the final URL). */
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "testfleet-preflight");
+	transfer_easy_setup(h, c->target, c->timeout_ms, c->timeout_ms,
+			    "testfleet-preflight");
+	curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, preflight_discard);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);

@@ -187,7 +187,8 @@ void proto_encode_task(const struct task *t, char **out, size_t *len)
 	n += (t->cwd != NULL) + (t->mark != NULL) + (t->kexpr != NULL) +
 	     (t->grep != NULL) + (t->timeout_s != 0) + (t->nargv != 0) +
 	     (t->nenv != 0) + (t->reruns != 0) + (t->rerun != 0) +
-	     (t->retried_for != NULL);
+	     (t->retried_for != NULL) + (t->keep_artifacts != 0);
+	n += t->grep_invert != NULL;
 	enc_init(&e);
 	enc_header(&e, n, PROTO_TASK);
 	enc_kstr(&e, "run", t->run);
@@ -205,6 +206,8 @@ void proto_encode_task(const struct task *t, char **out, size_t *len)
 		enc_kstr(&e, "kexpr", t->kexpr);
 	if (t->grep != NULL)
 		enc_kstr(&e, "grep", t->grep);
+	if (t->grep_invert != NULL)
+		enc_kstr(&e, "grep_invert", t->grep_invert);
 	if (t->timeout_s != 0)
 		enc_kuint(&e, "timeout", t->timeout_s);
 	enc_kstrs(&e, "tests", t->tests, t->ntests);
@@ -226,6 +229,10 @@ void proto_encode_task(const struct task *t, char **out, size_t *len)
 	}
 	if (t->retried_for != NULL)
 		enc_kstr(&e, "retried_for", t->retried_for);
+	if (t->keep_artifacts != 0) {
+		enc_key(&e, "arts");
+		msgpack_pack_true(&e.pk);
+	}
 	enc_finish(&e, out, len);
 }
 
@@ -249,6 +256,18 @@ static void enc_test_result(struct enc *e, const struct test_result *r)
 		enc_kuint(e, "line", r->line);
 }
 
+static void enc_artifact(struct enc *e, const struct artifact *a)
+{
+	msgpack_pack_map(&e->pk,
+			 2 + (a->url != NULL) + (a->error != NULL));
+	enc_kstr(e, "path", a->path);
+	enc_kuint(e, "size", a->size);
+	if (a->url != NULL)
+		enc_kstr(e, "url", a->url);
+	if (a->error != NULL)
+		enc_kstr(e, "err", a->error);
+}
+
 void proto_encode_task_result(const struct task_result *r, char **out,
 			      size_t *len)
 {
@@ -259,7 +278,7 @@ void proto_encode_task_result(const struct task_result *r, char **out,
 	     (r->output != NULL) + (r->running != NULL) +
 	     (r->nunfinished != 0) + (r->nretrying != 0) +
 	     (r->retry_reason != NULL) + (r->retried_for != NULL) +
-	     (r->rerun != 0);
+	     (r->rerun != 0) + (r->nartifacts != 0);
 	enc_init(&e);
 	enc_header(&e, n, PROTO_TASK_RESULT);
 	enc_kstr(&e, "run", r->run);
@@ -295,6 +314,12 @@ void proto_encode_task_result(const struct task_result *r, char **out,
 	if (r->rerun != 0) {
 		enc_key(&e, "rerun");
 		msgpack_pack_true(&e.pk);
+	}
+	if (r->nartifacts != 0) {
+		enc_key(&e, "arts");
+		msgpack_pack_array(&e.pk, r->nartifacts);
+		for (i = 0; i < r->nartifacts; i++)
+			enc_artifact(&e, &r->artifacts[i]);
 	}
 	enc_finish(&e, out, len);
 }
@@ -884,6 +909,8 @@ enum ftype {
 	FT_OUTCOME, /* enum outcome */
 	FT_STATUS,  /* enum task_status */
 	FT_TESTS,   /* struct test_result * + size_t count */
+	FT_U64,	    /* uint64_t */
+	FT_ARTS,    /* struct artifact * + size_t count */
 };
 
 struct field {
@@ -918,6 +945,7 @@ static const struct field task_fields[] = {
     F("mark", FT_STR, 0, task, mark),
     F("kexpr", FT_STR, 0, task, kexpr),
     F("grep", FT_STR, 0, task, grep),
+    F("grep_invert", FT_STR, 0, task, grep_invert),
     F("timeout", FT_U32, 0, task, timeout_s),
     FA("tests", FT_STRS, 1, task, tests, ntests),
     FA("argv", FT_STRS, 0, task, argv, nargv),
@@ -925,6 +953,7 @@ static const struct field task_fields[] = {
     F("reruns", FT_U32, 0, task, reruns),
     F("rerun", FT_BOOL, 0, task, rerun),
     F("retried_for", FT_STR, 0, task, retried_for),
+    F("arts", FT_BOOL, 0, task, keep_artifacts),
 };
 
 static const struct field test_result_fields[] = {
@@ -960,6 +989,14 @@ static const struct field task_result_fields[] = {
     F("retry_reason", FT_STR, 0, task_result, retry_reason),
     F("retried_for", FT_STR, 0, task_result, retried_for),
     F("rerun", FT_BOOL, 0, task_result, rerun),
+    FA("arts", FT_ARTS, 0, task_result, artifacts, nartifacts),
+};
+
+static const struct field artifact_fields[] = {
+    F("path", FT_STR, 1, artifact, path),
+    F("size", FT_U64, 1, artifact, size),
+    F("url", FT_STR, 0, artifact, url),
+    F("err", FT_STR, 0, artifact, error),
 };
 
 /* "outcome" and "dur" are required when "done" is true; checked after the
@@ -1088,6 +1125,28 @@ static int decode_tests(struct mpr *r, struct test_result **vp, size_t *np)
 	return 0;
 }
 
+static int decode_artifacts(struct mpr *r, struct artifact **vp, size_t *np)
+{
+	uint32_t n, i;
+	size_t mark;
+	struct artifact *v;
+
+	if (mpr_read_array(r, &n) < 0)
+		return -1;
+	v = n > 0 ? xcalloc(n, sizeof(*v)) : NULL;
+	*vp = v;
+	*np = n;
+	for (i = 0; i < n; i++) {
+		mark = mpr_path_push(r, "[%u]", i);
+		if (decode_map(r, artifact_fields, NFIELDS(artifact_fields),
+			       &v[i], PROTO_TASK, NULL) < 0)
+			return -1;
+		mpr_path_restore(r, mark);
+	}
+	mpr_leave(r);
+	return 0;
+}
+
 static int decode_field(struct mpr *r, const struct field *f, void *out,
 			enum proto_kind kind)
 {
@@ -1137,6 +1196,13 @@ static int decode_field(struct mpr *r, const struct field *f, void *out,
 		return decode_env(r, (struct kv **)p, np);
 	case FT_TESTS:
 		return decode_tests(r, (struct test_result **)p, np);
+	case FT_U64:
+		if (mpr_read_uint(r, UINT64_MAX, &u) < 0)
+			return -1;
+		*(uint64_t *)p = u;
+		return 0;
+	case FT_ARTS:
+		return decode_artifacts(r, (struct artifact **)p, np);
 	case FT_OUTCOME:
 		if (decode_enum(r, outcome_names, OUTCOME_COUNT, "outcome",
 				&i) < 0)
@@ -1408,6 +1474,7 @@ void task_release(struct task *t)
 	free(t->mark);
 	free(t->kexpr);
 	free(t->grep);
+	free(t->grep_invert);
 	strs_free(t->tests, t->ntests);
 	strs_free(t->argv, t->nargv);
 	for (i = 0; i < t->nenv; i++) {
@@ -1426,6 +1493,14 @@ void test_result_release(struct test_result *r)
 	free(r->details);
 	free(r->file);
 	memset(r, 0, sizeof(*r));
+}
+
+void artifact_release(struct artifact *a)
+{
+	free(a->path);
+	free(a->url);
+	free(a->error);
+	memset(a, 0, sizeof(*a));
 }
 
 void task_result_release(struct task_result *r)
@@ -1447,6 +1522,9 @@ void task_result_release(struct task_result *r)
 	strs_free(r->retrying, r->nretrying);
 	free(r->retry_reason);
 	free(r->retried_for);
+	for (i = 0; i < r->nartifacts; i++)
+		artifact_release(&r->artifacts[i]);
+	free(r->artifacts);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -61,6 +61,10 @@ struct task {
 	int rerun;	   /* 1: a --retries rerun of tests that failed */
 	char *retried_for; /* why this attempt exists (transient reason of
 			    * the previous one), or NULL */
+	int keep_artifacts; /* 1: bring back what the runner leaves in
+			     * $TESTFLEET_ARTIFACTS (docs/protocol.md) */
+	char *grep_invert; /* playwright --grep-invert (the exclude: tags
+			    * left out) or NULL */
 };
 
 /* One test's result. */
@@ -86,6 +90,16 @@ enum task_status {
 };
 
 const char *task_status_name(enum task_status s);
+
+/* A file a task left in $TESTFLEET_ARTIFACTS. Kept in Redis (the run's
+ * artifacts hash, field "<task>/<attempt>/<path>") when url and error are
+ * NULL; uploaded to url; or not kept, for the reason in error. */
+struct artifact {
+	char *path;    /* relative, '/'-separated, no "." or ".." parts */
+	uint64_t size; /* bytes */
+	char *url;     /* where it was uploaded (no query string), or NULL */
+	char *error;   /* one line: why it was not kept, or NULL */
+};
 int task_status_parse(const char *name, enum task_status *out);
 
 /* The terminal record of one task attempt ("k":"result"), published with the
@@ -115,6 +129,8 @@ struct task_result {
 	char *retry_reason; /* why they are retried, or NULL */
 	char *retried_for;  /* copied from the task */
 	int rerun;	    /* copied from the task */
+	struct artifact *artifacts; /* files left in $TESTFLEET_ARTIFACTS */
+	size_t nartifacts;
 };
 
 /* A live progress event ("k":"progress"): a test started or finished.
@@ -169,6 +185,7 @@ int proto_decode_test_result(const char *buf, size_t len,
 void task_release(struct task *t);
 void test_result_release(struct test_result *r);
 void task_result_release(struct task_result *r);
+void artifact_release(struct artifact *a);
 void progress_release(struct progress *p);
 
 #endif

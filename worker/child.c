@@ -5,10 +5,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,10 +20,29 @@
 
 #define RMTREE_MAX_DEPTH 256
 
-/* In the child, between fork and exec: only async-signal-safe calls. On
- * failure the errno goes up the report pipe and the child exits 127. */
-static void child_exec(const struct child_req *req, pid_t parent, int report)
+/* The child's own stack (it shares the worker's memory, not its stack):
+ * room for execvpe, which for a script without "#!" builds a new argv on
+ * it to run /bin/sh, on top of this. */
+#define CHILD_STACK_MIN (64u << 10)
+
+/* What the worker and the child share while the worker waits for the
+ * exec. */
+struct spawn {
+	const struct child_req *req;
+	pid_t parent;
+	volatile int err;      /* the child's errno when it could not exec */
+	volatile int in_chdir; /* ... and it was chdir that failed */
+};
+
+/* In the child, which runs in the worker's memory (CLONE_VM) while the
+ * worker is suspended until it execs or exits (CLONE_VFORK): system calls
+ * and async-signal-safe functions only, nothing that allocates, takes a
+ * lock or writes the worker's data but sp->err. On failure the errno goes
+ * to sp->err and the child exits 127. */
+static int child_exec(void *arg)
 {
+	struct spawn *sp = arg;
+	const struct child_req *req = sp->req;
 	struct sigaction sa;
 	sigset_t none;
 	int sig, fd, err;
@@ -29,12 +50,14 @@ static void child_exec(const struct child_req *req, pid_t parent, int report)
 	/* The runner dies with the worker, even by SIGKILL, instead of
 	 * running on unwatched; the check closes the race with a worker
 	 * that died before the prctl. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != sp->parent) {
 		err = ESRCH;
 		goto fail;
 	}
 	if (setpgid(0, 0) < 0)
 		goto fail_errno;
+	/* Without CLONE_SIGHAND the child has its own copy of the
+	 * dispositions: resetting them leaves the worker's alone. */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	sigemptyset(&sa.sa_mask);
@@ -42,8 +65,10 @@ static void child_exec(const struct child_req *req, pid_t parent, int report)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			sigaction(sig, &sa, NULL);
 	}
-	if (req->cwd && chdir(req->cwd) < 0)
+	if (req->cwd && chdir(req->cwd) < 0) {
+		sp->in_chdir = 1;
 		goto fail_errno;
+	}
 	fd = open("/dev/null", O_RDONLY);
 	if (fd < 0)
 		goto fail_errno;
@@ -64,84 +89,85 @@ static void child_exec(const struct child_req *req, pid_t parent, int report)
 	} else {
 		close(CHILD_EVENTS_FD);
 	}
-	/* Everything else goes; the report pipe (above fd 3) at exec. */
-	if (report > CHILD_EVENTS_FD + 1)
-		close_range(CHILD_EVENTS_FD + 1, (unsigned)report - 1, 0);
-	close_range((unsigned)report + 1, ~0u, 0);
+	/* The descriptor table is the child's own (no CLONE_FILES). */
+	close_range(CHILD_EVENTS_FD + 1, ~0u, 0);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	execvpe(req->argv[0], req->argv, req->envp);
 fail_errno:
 	err = errno;
 fail:
-	while (write(report, &err, sizeof(err)) < 0 && errno == EINTR)
-		;
+	sp->err = err != 0 ? err : EINVAL;
 	_exit(127);
 }
 
 int child_spawn(const struct child_req *req, pid_t *pid, char *err,
 		size_t errlen)
 {
+	struct spawn sp;
 	sigset_t all, old;
-	pid_t parent = getpid(), p;
-	int rep[2], rc = 0, code, st;
-	ssize_t n;
+	size_t argc, size, page = (size_t)sysconf(_SC_PAGESIZE);
+	char *stack;
+	pid_t p;
+	int code, st;
 
 	*pid = -1;
-	/* The report pipe must not land on 0-3, which the child
-	 * overwrites. */
-	if (pipe2(rep, O_CLOEXEC) < 0) {
-		rc = errno;
-		snprintf(err, errlen, "spawn: pipe: %s", strerror(rc));
-		return rc;
+	for (argc = 0; req->argv[argc]; argc++)
+		;
+	size = CHILD_STACK_MIN + (argc + 2) * sizeof(char *);
+	size = (size + page - 1) / page * page;
+	/* Its lowest page stays inaccessible: an overflow kills the child
+	 * instead of writing over the worker's memory. */
+	stack = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED) {
+		code = errno;
+		snprintf(err, errlen, "cannot start %s: stack: %s",
+			 req->argv[0], strerror(code));
+		return code;
 	}
-	if (rep[1] <= CHILD_EVENTS_FD) {
-		int hi = fcntl(rep[1], F_DUPFD_CLOEXEC, CHILD_EVENTS_FD + 1);
-
-		if (hi < 0) {
-			rc = errno;
-			snprintf(err, errlen, "spawn: pipe: %s", strerror(rc));
-			close(rep[0]);
-			close(rep[1]);
-			return rc;
-		}
-		close(rep[1]);
-		rep[1] = hi;
+	if (mprotect(stack, page, PROT_NONE) < 0) {
+		code = errno;
+		munmap(stack, size + page);
+		snprintf(err, errlen, "cannot start %s: stack: %s",
+			 req->argv[0], strerror(code));
+		return code;
 	}
+	sp.req = req;
+	sp.parent = getpid();
+	sp.err = 0;
+	sp.in_chdir = 0;
 	/* No handler of the worker may run in the child before its
 	 * dispositions are reset. */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
-	p = fork();
-	if (p == 0) {
-		close(rep[0]);
-		child_exec(req, parent, rep[1]);
-	}
+	/* Returns once the child has exec'd or exited: no copy of the
+	 * worker's memory (fork copies its page tables, then every page
+	 * either side writes faults). */
+	p = clone(child_exec, stack + page + size,
+		  CLONE_VM | CLONE_VFORK | SIGCHLD, &sp);
 	code = p < 0 ? errno : 0;
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	close(rep[1]);
+	munmap(stack, size + page);
 	if (p < 0) {
-		close(rep[0]);
-		snprintf(err, errlen, "cannot start %s: fork: %s", req->argv[0],
-			 strerror(code));
+		snprintf(err, errlen, "cannot start %s: clone: %s",
+			 req->argv[0], strerror(code));
 		return code;
 	}
-	/* EOF: the exec worked (the pipe closed on exec). */
-	do
-		n = read(rep[0], &code, sizeof(code));
-	while (n < 0 && errno == EINTR);
-	close(rep[0]);
-	if (n == (ssize_t)sizeof(code)) {
+	code = sp.err;
+	if (code != 0) {
 		while (waitpid(p, &st, 0) < 0 && errno == EINTR)
 			;
-		rc = code != 0 ? code : EINVAL;
-		if (rc == ENOENT)
+		if (sp.in_chdir)
+			snprintf(err, errlen, "cannot start %s: cwd %s: %s",
+				 req->argv[0], req->cwd, strerror(code));
+		else if (code == ENOENT)
 			snprintf(err, errlen, "runner not found: %s",
 				 req->argv[0]);
 		else
 			snprintf(err, errlen, "cannot start %s: %s",
-				 req->argv[0], strerror(rc));
-		return rc;
+				 req->argv[0], strerror(code));
+		return code;
 	}
 	*pid = p;
 	return 0;
@@ -203,6 +229,18 @@ void env_set(struct env *e, const char *name, const char *value)
 	}
 	e->vars[e->n++] = var;
 	e->vars[e->n] = NULL;
+}
+
+void env_unset(struct env *e, const char *name)
+{
+	ssize_t i = env_find(e, name);
+
+	if (i < 0)
+		return;
+	free(e->vars[i]);
+	memmove(&e->vars[i], &e->vars[i + 1],
+		(e->n - (size_t)i) * sizeof(*e->vars)); /* NULL included */
+	e->n--;
 }
 
 const char *env_get(const struct env *e, const char *name)

@@ -1,9 +1,10 @@
-/* child.h -- the surroundings of a runner process: starting it with fork
- * and exec (never a shell) in its own process group with stdin from
+/* child.h -- the surroundings of a runner process: starting it with
+ * clone(CLONE_VM | CLONE_VFORK) and exec (never a shell; nothing of the
+ * worker's memory is copied) in its own process group with stdin from
  * /dev/null, stdout and stderr on one pipe, the events pipe on fd 3, every
  * other descriptor closed, signals reset, and SIGKILL when the worker dies;
- * building its environment; and its private temporary directory, created
- * and removed per task. */
+ * building its environment; and making and removing temporary directories
+ * (slotdir.h keeps one per slot). */
 #ifndef TF_CHILD_H
 #define TF_CHILD_H
 
@@ -21,10 +22,13 @@ struct child_req {
 };
 
 /* Starts the child as the leader of a new process group; it gets SIGKILL
- * if the worker dies first (PR_SET_PDEATHSIG). Returns 0 with *pid set, or
- * an errno value with a one-line message in err (the child, if any, is
- * reaped): ENOENT means the program was not found ("runner not found:
- * pytest"). */
+ * if the worker dies first (PR_SET_PDEATHSIG). Returns once it has exec'd,
+ * with 0 and *pid set, or an errno value with a one-line message in err
+ * (the child, if any, is reaped): "runner not found: pytest" for ENOENT
+ * from the exec, "cannot start pytest: cwd /x: No such file or directory"
+ * when req->cwd is not there, "cannot start pytest: <strerror>" else.
+ * Under valgrind (which runs the child as a fork) an exec that fails is
+ * not seen here: the child exits 127 instead. */
 int child_spawn(const struct child_req *req, pid_t *pid, char *err,
 		size_t errlen);
 
@@ -40,6 +44,8 @@ void env_init(struct env *e, char *const *base);
 void env_release(struct env *e);
 /* Sets or replaces name. */
 void env_set(struct env *e, const char *name, const char *value);
+/* Removes name, if set. */
+void env_unset(struct env *e, const char *name);
 /* Value of name (borrowed), or NULL. */
 const char *env_get(const struct env *e, const char *name);
 /* Whether name can be an environment variable name: non-empty, no '='. */

@@ -125,6 +125,7 @@ void task_copy(struct task *dst, const struct task *src)
 	dst->mark = dup_or_null(src->mark);
 	dst->kexpr = dup_or_null(src->kexpr);
 	dst->grep = dup_or_null(src->grep);
+	dst->grep_invert = dup_or_null(src->grep_invert);
 	dst->timeout_s = src->timeout_s;
 	dst->tests = strs_copy(src->tests, src->ntests);
 	dst->ntests = src->ntests;
@@ -141,6 +142,7 @@ void task_copy(struct task *dst, const struct task *src)
 	dst->reruns = src->reruns;
 	dst->rerun = src->rerun;
 	dst->retried_for = dup_or_null(src->retried_for);
+	dst->keep_artifacts = src->keep_artifacts;
 }
 
 static int is_failure(enum outcome o)

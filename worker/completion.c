@@ -53,7 +53,84 @@ void completion_free(struct completion *c)
 	free(c->fu_queue);
 	free(c->fu_task);
 	free(c->fu_len);
+	for (i = 0; i < c->narts; i++) {
+		free(c->art_field[i]);
+		free(c->art_data[i]);
+	}
+	free(c->k_arts);
+	free(c->art_field);
+	free(c->art_data);
+	free(c->art_len);
 	free(c);
+}
+
+void completion_take_artifacts(struct completion *c, struct artifacts *a,
+			       const struct task *t)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < a->n; i++)
+		n += a->v[i].data != NULL;
+	if (n == 0)
+		return;
+	c->k_arts = key_artifacts(c->w->o->prefix, t->run);
+	c->art_field = xcalloc(n, sizeof(*c->art_field));
+	c->art_data = xcalloc(n, sizeof(*c->art_data));
+	c->art_len = xcalloc(n, sizeof(*c->art_len));
+	for (i = 0; i < a->n; i++) {
+		struct artifact_file *f = &a->v[i];
+
+		if (f->data == NULL)
+			continue;
+		c->art_field[c->narts] =
+		    artifacts_field(t->id, t->attempt, f->rec.path);
+		c->art_data[c->narts] = f->data;
+		c->art_len[c->narts] = (size_t)f->rec.size;
+		f->data = NULL;
+		c->narts++;
+	}
+}
+
+static void on_artifacts_stored(struct rconn *conn, redisReply *r, void *priv)
+{
+	(void)conn;
+	(void)priv;
+	if (r && r->type == REDIS_REPLY_ERROR)
+		log_warn("artifacts not stored in Redis: %s", r->str);
+}
+
+/* HSET and EXPIRE of the inline artifacts, queued right before the
+ * script so they go in the same write (no extra round trip). Sent again
+ * with every try of the script: HSET of the same bytes is idempotent. */
+static void completion_store_artifacts(struct completion *c)
+{
+	const char **argv;
+	size_t *lens, i, n = 0;
+	char ttl[32];
+	const char *ex[3];
+	size_t exl[3];
+
+	if (c->narts == 0)
+		return;
+	argv = xcalloc(2 + 2 * c->narts, sizeof(*argv));
+	lens = xcalloc(2 + 2 * c->narts, sizeof(*lens));
+	argv[n] = "HSET", lens[n++] = 4;
+	argv[n] = c->k_arts, lens[n++] = strlen(c->k_arts);
+	for (i = 0; i < c->narts; i++) {
+		argv[n] = c->art_field[i], lens[n++] = strlen(c->art_field[i]);
+		argv[n] = c->art_data[i], lens[n++] = c->art_len[i];
+	}
+	if (rconn_command(c->w->cmd, on_artifacts_stored, NULL, 0, (int)n,
+			  argv, lens) == 0) {
+		snprintf(ttl, sizeof(ttl), "%lld", KEYS_ARTIFACTS_TTL_S);
+		ex[0] = "EXPIRE", ex[1] = c->k_arts, ex[2] = ttl;
+		for (i = 0; i < 3; i++)
+			exl[i] = strlen(ex[i]);
+		rconn_command(c->w->cmd, on_artifacts_stored, NULL, 0, 3, ex,
+			      exl);
+	}
+	free(lens);
+	free(argv);
 }
 
 void completion_unlink(struct completion *c)
@@ -276,6 +353,7 @@ void completion_publish(struct completion *c)
 	}
 #undef ARG
 #undef BIN
+	completion_store_artifacts(c);
 	/* A large record takes longer to send: a second per MiB on top. */
 	rc = worker_eval(
 	    w, w->sha_complete, 7, (int)n, argv, lens, on_completed, c,

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "artifacts.h"
 #include "capture.h"
 #include "junit.h"
 #include "child.h"
@@ -25,6 +26,7 @@ extern char **environ;
 #define JOB_READ_CHUNK (64u << 10)
 #define JOB_READS_PER_WAKE 16 /* then let other events run */
 #define JOB_MSG_MAX 1000
+#define JOB_UPLOAD_OUT_MAX (4u << 20)
 
 struct job {
 	struct event_base *base;
@@ -32,7 +34,9 @@ struct job {
 	struct job_hooks hooks;
 	void *arg;
 	struct task task;
-	char *tmpdir;
+	struct slotdir *dir; /* conf->dir, or own */
+	struct slotdir own;
+	char *tmpdir; /* the task's TMPDIR (a copy of dir's path) */
 	char *junit_path;
 	pid_t pid; /* runner (and group leader) until reaped */
 	int reaped;
@@ -56,6 +60,13 @@ struct job {
 	char *error; /* why the task could not start, or NULL */
 	int done;
 	struct task_result result;
+	/* Artifacts (task.keep_artifacts): listed once the runner ended;
+	 * while the uploader runs, pid and the output pipe are its. */
+	struct artifacts arts;
+	int uploading;
+	int upload_timed_out;
+	char *upload_out; /* its output, capped at JOB_UPLOAD_OUT_MAX */
+	size_t upload_len;
 };
 
 static double now_unix(void)
@@ -182,6 +193,10 @@ static void results_from_junit(struct job *j, struct task_result *r)
 	    0) {
 		job_warn(j, "task %s: ignoring its JUnit file: %s", j->task.id,
 			 err);
+		/* The worker's fault, not the runner's: the task says so. */
+		if (junit_load(err, sizeof(err)) < 0)
+			set_message(j, "%s%s%s", r->message ? r->message : "",
+				    r->message ? "; " : "", err);
 		return;
 	}
 	r->tests =
@@ -310,32 +325,148 @@ static void build_result(struct job *j)
 		r->output = capture_text(&j->cap, NULL);
 }
 
+/* Empties the slot's directory for its next task (removes the job's own):
+ * the one place where what a task left in its TMPDIR goes. */
 static void remove_tmpdir(struct job *j)
 {
 	char err[512];
+	int rc;
 
 	if (!j->tmpdir)
 		return;
-	if (child_rmtree(j->tmpdir, err, sizeof(err)) < 0)
+	if (j->dir == &j->own)
+		rc = slotdir_release(&j->own, err, sizeof(err));
+	else
+		rc = slotdir_clear(j->dir, err, sizeof(err));
+	if (rc < 0)
 		job_warn(j, "task %s: %s", j->task.id, err);
 	free(j->tmpdir);
 	j->tmpdir = NULL;
 }
 
+static void on_out(evutil_socket_t fd, short what, void *arg);
+static int set_nonblock(int fd);
+
+/* The job is over: the result gets the artifacts' records. */
+static void job_end(struct job *j)
+{
+	j->done = 1;
+	stop_timers(j);
+	artifacts_to_result(&j->arts, &j->result);
+	remove_tmpdir(j);
+	event_active(j->done_ev, 0, 0);
+}
+
+/* Lists the artifacts and starts the uploader when some must go by HTTP.
+ * Returns 1 while it runs, 0 when the job can end now. */
+static int start_uploads(struct job *j)
+{
+	const struct artifacts_conf *ac = j->conf->artifacts;
+	char err[512], *dir, **argv = NULL;
+	struct child_req req;
+	int outp[2] = {-1, -1}, rc = 0;
+	struct timeval tv;
+
+	if (!ac || !j->task.keep_artifacts || j->error || !j->tmpdir)
+		return 0;
+	dir = xasprintf("%s/artifacts", j->tmpdir);
+	/* Playwright's bookkeeping of its last run, not an artifact (and
+	 * the same name in every task). */
+	if (strcmp(j->task.runner, "playwright") == 0) {
+		char *last = xasprintf("%s/.last-run.json", dir);
+
+		unlink(last);
+		free(last);
+	}
+	if (artifacts_collect(dir, ac, &j->arts, err, sizeof(err)) < 0) {
+		job_warn(j, "task %s: artifacts: %s", j->task.id, err);
+		goto out;
+	}
+	argv = artifacts_upload_argv(&j->arts, ac, dir, j->task.run,
+				     j->task.id, j->task.attempt);
+	if (!argv)
+		goto out;
+	if (pipe2(outp, O_CLOEXEC) < 0 || set_nonblock(outp[0]) < 0) {
+		artifacts_upload_done(&j->arts, NULL, 0, strerror(errno));
+		goto out;
+	}
+	req.argv = argv;
+	req.envp = environ;
+	req.cwd = NULL;
+	req.out_fd = outp[1];
+	req.events_fd = -1;
+	if (child_spawn(&req, &j->pid, err, sizeof(err)) != 0) {
+		artifacts_upload_done(&j->arts, NULL, 0, err);
+		goto out;
+	}
+	j->uploading = 1;
+	j->reaped = 0;
+	j->out_fd = outp[0];
+	outp[0] = -1;
+	j->out_ev =
+	    event_new(j->base, j->out_fd, EV_READ | EV_PERSIST, on_out, j);
+	event_add(j->out_ev, NULL);
+	/* The uploader bounds each try itself; this is the backstop. */
+	tv.tv_sec = (time_t)j->arts.nupload * ac->upload_tries *
+			(ac->upload_timeout_s + 30) +
+		    30;
+	tv.tv_usec = 0;
+	event_add(j->timeout_ev, &tv);
+	rc = 1;
+out:
+	if (outp[0] >= 0)
+		close(outp[0]);
+	if (outp[1] >= 0)
+		close(outp[1]);
+	artifacts_argv_free(argv);
+	free(dir);
+	return rc;
+}
+
+/* The uploader exited and its output is read: its lines become the
+ * records of the files it had. */
+static void end_uploads(struct job *j)
+{
+	char why[128];
+	const char *failed = NULL;
+
+	if (j->upload_timed_out) {
+		failed = "upload timed out";
+	} else if (WIFSIGNALED(j->wstatus)) {
+		snprintf(why, sizeof(why),
+			 "the uploader was killed by signal %d",
+			 WTERMSIG(j->wstatus));
+		failed = why;
+	} else if (WIFEXITED(j->wstatus) && WEXITSTATUS(j->wstatus) != 0) {
+		snprintf(why, sizeof(why), "the uploader exited with status %d",
+			 WEXITSTATUS(j->wstatus));
+		failed = why;
+	}
+	artifacts_upload_done(&j->arts, j->upload_out, j->upload_len, failed);
+	j->uploading = 0;
+}
+
 /* Ends the job once the runner is reaped and both pipes are closed (or it
- * never started). */
+ * never started), and then its uploads, if any, are over. */
 static void maybe_finish(struct job *j)
 {
 	if (j->done)
 		return;
+	if (j->uploading) {
+		if (!j->reaped || j->out_fd >= 0)
+			return;
+		end_uploads(j);
+		job_end(j);
+		return;
+	}
 	if (!j->error && (!j->reaped || j->out_fd >= 0 || j->ev_fd >= 0))
 		return;
-	j->done = 1;
 	stop_timers(j);
 	events_end(&j->events, NULL, NULL);
 	build_result(j);
-	remove_tmpdir(j);
-	event_active(j->done_ev, 0, 0);
+	if (start_uploads(j))
+		return;
+	job_end(j);
 }
 
 static void on_done(evutil_socket_t fd, short what, void *arg)
@@ -359,6 +490,18 @@ static void on_event(void *arg, const struct runner_event *ev,
 		job_warn(j, "task %s: %s", j->task.id, error);
 }
 
+static void upload_append(struct job *j, const char *buf, size_t n)
+{
+	if (j->upload_len + n > JOB_UPLOAD_OUT_MAX)
+		n = JOB_UPLOAD_OUT_MAX - j->upload_len;
+	if (n == 0)
+		return;
+	j->upload_out = xrealloc(j->upload_out, j->upload_len + n + 1);
+	memcpy(j->upload_out + j->upload_len, buf, n);
+	j->upload_len += n;
+	j->upload_out[j->upload_len] = '\0';
+}
+
 /* Reads what is there from one pipe; returns 1 at EOF. */
 static int drain_pipe(struct job *j, int fd, int is_events)
 {
@@ -372,6 +515,8 @@ static int drain_pipe(struct job *j, int fd, int is_events)
 			if (is_events)
 				events_feed(&j->events, buf, (size_t)n,
 					    on_event, j);
+			else if (j->uploading)
+				upload_append(j, buf, (size_t)n);
 			else
 				capture_append(&j->cap, buf, (size_t)n);
 			continue;
@@ -423,7 +568,10 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (j->pid <= 0)
 		return;
-	j->timed_out = 1;
+	if (j->uploading)
+		j->upload_timed_out = 1;
+	else
+		j->timed_out = 1;
 	signal_group(j, SIGTERM);
 	event_add(j->kill_ev, &tv);
 }
@@ -459,21 +607,6 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
 	maybe_finish(j);
 }
 
-/* A name safe inside a file name: [A-Za-z0-9._-], others become '_'. */
-static char *safe_name(const char *s)
-{
-	char *out = xstrdup(s);
-	char *p;
-
-	for (p = out; *p; p++) {
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' ||
-		      *p == '_'))
-			*p = '_';
-	}
-	return out;
-}
-
 static void build_env(struct job *j, struct env *env)
 {
 	const struct task *t = &j->task;
@@ -482,6 +615,8 @@ static void build_env(struct job *j, struct env *env)
 	size_t i;
 
 	env_init(env, environ);
+	/* The upload credentials are the worker's, not the tests'. */
+	env_unset(env, "TESTFLEET_ARTIFACTS_HEADERS");
 	for (i = 0; i < t->nenv; i++)
 		env_set(env, t->env[i].key, t->env[i].value);
 	old = env_get(env, "PYTHONPATH");
@@ -560,7 +695,8 @@ static int job_launch(struct job *j, char *err, size_t errlen)
 	struct child_req req;
 	struct env env;
 	char **argv = NULL;
-	char *prefix = NULL, *name = NULL, *artifacts = NULL;
+	char *artifacts = NULL;
+	const char *dir;
 	int outp[2] = {-1, -1}, evp[2] = {-1, -1};
 	struct timeval tv;
 	int rc = -1;
@@ -568,18 +704,13 @@ static int job_launch(struct job *j, char *err, size_t errlen)
 	env_init(&env, NULL);
 	if (check_task(j, err, errlen) < 0)
 		goto out;
-	name = safe_name(j->conf->consumer);
-	prefix = xasprintf("testfleet-%s-s%u-", name, j->conf->slot);
-	j->tmpdir = child_mkdtemp(prefix, err, errlen);
-	if (!j->tmpdir)
+	/* Empty but for artifacts/, which is there. */
+	dir = slotdir_path(j->dir, err, errlen);
+	if (!dir)
 		goto out;
+	j->tmpdir = xstrdup(dir);
 	j->junit_path = xasprintf("%s/junit.xml", j->tmpdir);
-	artifacts = xasprintf("%s/artifacts", j->tmpdir);
-	if (mkdir(artifacts, 0700) < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", artifacts,
-			 strerror(errno));
-		goto out;
-	}
+	artifacts = xasprintf("%s/" SLOTDIR_ARTIFACTS, j->tmpdir);
 	if (runner_argv(j->conf->runners, &j->task, j->junit_path, artifacts,
 			&argv, err, errlen) < 0)
 		goto out;
@@ -634,8 +765,6 @@ out:
 	runner_argv_free(argv);
 	env_release(&env);
 	free(artifacts);
-	free(prefix);
-	free(name);
 	return rc;
 }
 
@@ -652,6 +781,11 @@ struct job *job_start(struct event_base *base, const struct job_conf *conf,
 	j->arg = arg;
 	j->task = *task;
 	memset(task, 0, sizeof(*task));
+	j->dir = conf->dir;
+	if (!j->dir) {
+		slotdir_init(&j->own, conf->consumer, conf->slot);
+		j->dir = &j->own;
+	}
 	j->pid = -1;
 	j->out_fd = -1;
 	j->ev_fd = -1;
@@ -735,13 +869,19 @@ int job_is_done(const struct job *j)
 	return j->done;
 }
 
+struct artifacts *job_artifacts(struct job *j)
+{
+	return &j->arts;
+}
+
 struct task_result *job_result(struct job *j)
 {
 	return j->done ? &j->result : NULL;
 }
 
-/* The pid in a job directory's name "testfleet-<name>-<pid>-s<slot>-XXXXXX"
- * (the consumer name ends in "-<pid>"), or -1 for any other name. */
+/* The pid in a slot directory's name
+ * "testfleet-<name>-<pid>-s<slot>-XXXXXX" (slotdir_init; the consumer name
+ * ends in "-<pid>"), or -1 for any other name. */
 static long job_dir_pid(const char *name)
 {
 	size_t len = strlen(name), i, s;
@@ -769,8 +909,9 @@ static long job_dir_pid(const char *name)
 }
 
 /* Kills every process whose environment says TMPDIR=<dir>: the processes
- * of a dead worker's task (the worker gives each task its own TMPDIR, so a
- * match cannot be anyone else's, whatever its process group). Returns how
+ * of a dead worker's tasks (each slot of each worker gives its tasks a
+ * TMPDIR of its own, so a match cannot be anyone else's, whatever its
+ * process group). Returns how
  * many were signalled. */
 static unsigned kill_task_leftovers(const char *dir)
 {
@@ -874,6 +1015,7 @@ unsigned job_sweep_dead(void (*warn)(void *arg, const char *msg), void *arg)
 
 void job_free(struct job *j)
 {
+	char err[256];
 	int st;
 
 	if (!j)
@@ -895,6 +1037,10 @@ void job_free(struct job *j)
 	if (j->done_ev)
 		event_free(j->done_ev);
 	remove_tmpdir(j);
+	if (j->dir == &j->own)
+		slotdir_release(&j->own, err, sizeof(err));
+	artifacts_release(&j->arts);
+	free(j->upload_out);
 	free(j->junit_path);
 	free(j->error);
 	capture_release(&j->cap);

@@ -9,9 +9,11 @@
 #include <event2/event.h>
 #include <sys/types.h>
 
+#include "artifacts.h"
 #include "events.h"
 #include "proto.h"
 #include "runner.h"
+#include "slotdir.h"
 
 /* How long a job waits, after its runner exited, for the output and events
  * pipes to close (a grandchild may still hold them) before it stops
@@ -27,6 +29,12 @@ struct job_conf {
 	const struct runner_conf *runners;
 	unsigned timeout_s; /* when the task gives none */
 	unsigned grace_s;   /* between TERM and KILL after a timeout */
+	const struct artifacts_conf *artifacts; /* NULL = none kept */
+	/* The slot's temporary directory, given to each of its tasks in
+	 * turn and emptied when one ends (borrowed, used by one job at a
+	 * time). NULL: the job makes a directory of its own and removes
+	 * it when it ends. */
+	struct slotdir *dir;
 };
 
 struct job;
@@ -43,16 +51,18 @@ struct job_hooks {
 	void (*done)(void *arg, struct job *j);
 };
 
-/* Starts task (taken: the job owns it from now on) in a new temporary
- * directory. Never fails: a task that cannot be started (bad test id,
- * runner not found, unsupported runner) ends at once with status "error",
- * reported through hooks->done on the next loop iteration. */
+/* Starts task (taken: the job owns it from now on) in the slot's
+ * temporary directory (conf->dir), or a new one. Never fails: a task that
+ * cannot be started (bad test id, runner not found, unsupported runner)
+ * ends at once with status "error", reported through hooks->done on the
+ * next loop iteration. */
 struct job *job_start(struct event_base *base, const struct job_conf *conf,
 		      struct task *task, const struct job_hooks *hooks,
 		      void *arg);
 
 /* Kills the job's process group (any leftovers after a clean exit too)
- * and frees everything, removing the temporary directory. Blocks only to
+ * and frees everything, emptying the slot's temporary directory (or
+ * removing the job's own). Blocks only to
  * reap a runner that is still alive after SIGKILL. */
 void job_free(struct job *j);
 
@@ -74,13 +84,19 @@ void job_cancel(struct job *j, unsigned kill_after_ms);
 /* The attempt's timeout in seconds (the task's, else the worker's). */
 unsigned job_timeout(const struct job *j);
 
-/* Removes the temporary directories that jobs of dead workers left behind
- * (a worker killed with SIGKILL cannot clean up): those in $TMPDIR and in
- * /tmp (where child_mkdtemp goes when TMPDIR is long) named as a job names
- * them, owned by this user, whose worker's pid
- * is no longer running. Returns how many were removed; a directory that
+/* Removes the temporary directories that dead workers left behind (a
+ * worker killed with SIGKILL cannot clean up): those in $TMPDIR and in
+ * /tmp (where child_mkdtemp goes when TMPDIR is long) named as slotdir.h
+ * names them, owned by this user, whose worker's pid is no longer
+ * running, after killing the processes that still have one as their
+ * TMPDIR. Returns how many were removed; a directory that
  * cannot be removed is reported to warn (may be NULL). */
 unsigned job_sweep_dead(void (*warn)(void *arg, const char *msg), void *arg);
+
+/* The artifacts listed once the runner ended (borrowed; empty unless the
+ * task keeps them): the inline ones' data goes to Redis with the
+ * result. */
+struct artifacts *job_artifacts(struct job *j);
 
 /* The result, once done (borrowed; owned by the job). */
 struct task_result *job_result(struct job *j);

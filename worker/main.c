@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "redisurl.h"
+#include "urltmpl.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -60,6 +61,15 @@ static void usage(FILE *out)
 	      "  --exit-when-idle SEC exit once no task came for SEC "
 	      "seconds\n"
 	      "  --once               exit as soon as the queues are empty\n"
+	      "  --artifacts-max SIZE bytes of a task's artifacts kept in "
+	      "Redis (K, M, G;\n"
+	      "                       default 8M; 0 = none)\n"
+	      "  --artifacts-url URL  PUT larger artifacts there (template "
+	      "with {run},\n"
+	      "                       {task}, {attempt}, {path}; default: "
+	      "$TESTFLEET_ARTIFACTS_URL);\n"
+	      "                       request headers from "
+	      "$TESTFLEET_ARTIFACTS_HEADERS\n"
 	      "  --log-level LEVEL    debug, info, warn, error or quiet "
 	      "(default info)\n"
 	      "  -h, --help           this text\n"
@@ -210,6 +220,67 @@ static char *find_plugin_dir(char *err, size_t errlen, int *bad_env)
 	return NULL;
 }
 
+/* Parses a size: digits with an optional K, M or G (powers of 1024), at
+ * most 512M (Redis's largest string). */
+static int parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s)
+		return -1;
+	if (*end == 'K' || *end == 'k')
+		v <<= 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		v <<= 20, end++;
+	else if (*end == 'G' || *end == 'g')
+		v <<= 30, end++;
+	if (*end != '\0' || v > (512ull << 20))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* testfleet-upload: $TESTFLEET_UPLOADER, else beside this binary. Returns
+ * a new path, or NULL with a message. */
+static char *find_uploader(char *err, size_t errlen)
+{
+	const char *env = getenv("TESTFLEET_UPLOADER");
+	char exe[PATH_MAX], *slash, *path;
+	ssize_t n;
+
+	if (env && env[0]) {
+		if (access(env, X_OK) == 0)
+			return xstrdup(env);
+		snprintf(err, errlen, "TESTFLEET_UPLOADER=%s: %s", env,
+			 strerror(errno));
+		return NULL;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0) {
+		snprintf(err, errlen, "cannot read /proc/self/exe: %s",
+			 strerror(errno));
+		return NULL;
+	}
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	path = xasprintf("%s/testfleet-upload", exe);
+	if (access(path, X_OK) == 0)
+		return path;
+	snprintf(err, errlen,
+		 "testfleet-upload not found beside %.300s (set "
+		 "TESTFLEET_UPLOADER)",
+		 exe);
+	free(path);
+	return NULL;
+}
+
 /* Runs with descriptors 0-2 open, so a pipe never lands on them. */
 static void ensure_std_fds(void)
 {
@@ -244,6 +315,8 @@ enum {
 	OPT_ONCE,
 	OPT_LOG_LEVEL,
 	OPT_METRICS,
+	OPT_ARTIFACTS_MAX,
+	OPT_ARTIFACTS_URL,
 };
 
 static const struct option long_opts[] = {
@@ -262,6 +335,8 @@ static const struct option long_opts[] = {
     {"once", no_argument, NULL, OPT_ONCE},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"metrics", required_argument, NULL, OPT_METRICS},
+    {"artifacts-max", required_argument, NULL, OPT_ARTIFACTS_MAX},
+    {"artifacts-url", required_argument, NULL, OPT_ARTIFACTS_URL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -271,7 +346,8 @@ int main(int argc, char **argv)
 	struct worker_opts o;
 	enum log_level level = LOG_INFO;
 	const char *redis = NULL, *pytest = NULL, *playwright = NULL, *fault;
-	char err[512], host[256];
+	const char *art_url = NULL;
+	char err[512], host[256], *uploader = NULL;
 	unsigned u;
 	int c, rc = 2, bad_env, url_ok = 0;
 	size_t i;
@@ -282,6 +358,9 @@ int main(int argc, char **argv)
 	o.grace_s = WORKER_GRACE_S;
 	o.lease_s = WORKER_LEASE_S;
 	o.exit_when_idle_s = -1;
+	o.artifacts.inline_max = ARTIFACTS_DEFAULT_INLINE;
+	o.artifacts.upload_tries = 5;
+	o.artifacts.upload_timeout_s = 300;
 	log_init(PROG, LOG_INFO);
 	opterr = 0;
 	for (;;) {
@@ -381,6 +460,18 @@ int main(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case OPT_ARTIFACTS_MAX:
+			if (parse_size(optarg, &o.artifacts.inline_max) < 0) {
+				rc = fail_usage("--artifacts-max: expected a "
+						"size such as 500K or 8M (at "
+						"most 512M), got \"%s\"",
+						optarg);
+				goto out;
+			}
+			break;
+		case OPT_ARTIFACTS_URL:
+			art_url = optarg;
+			break;
 		case OPT_METRICS:
 			rc = fail_usage("--metrics: not implemented yet");
 			goto out;
@@ -477,6 +568,33 @@ int main(int argc, char **argv)
 			free(rep);
 	}
 
+	if (!art_url)
+		art_url = getenv("TESTFLEET_ARTIFACTS_URL");
+	if (art_url && art_url[0]) {
+		if (urltmpl_check(art_url, err, sizeof(err)) < 0) {
+			rc = fail_usage("--artifacts-url: %s", err);
+			goto out;
+		}
+		if (getenv("TESTFLEET_ARTIFACTS_HEADERS")) {
+			char *h = xstrdup(getenv("TESTFLEET_ARTIFACTS_HEADERS"));
+			char *v[URLTMPL_MAX_HEADERS];
+			size_t nh;
+			int bad = urltmpl_headers(h, v, &nh, err, sizeof(err));
+
+			free(h);
+			if (bad < 0) {
+				rc = fail_usage("%s", err);
+				goto out;
+			}
+		}
+		o.artifacts.upload_url = art_url;
+		o.artifacts.uploader = uploader = find_uploader(err, sizeof(err));
+		if (!uploader) {
+			rc = fail_usage("--artifacts-url: %s", err);
+			goto out;
+		}
+	}
+
 	fault = getenv("TESTFLEET_FAULT");
 	if (fault && fault[0]) {
 		if (strcmp(fault, "exit-before-complete") == 0) {
@@ -511,6 +629,7 @@ out:
 	strv_free(o.runners.playwright, o.runners.nplaywright);
 	free(o.runners.playwright_reporter);
 	free(o.plugin_dir);
+	free(uploader);
 	free(o.name);
 	free(o.prefix);
 	return rc;

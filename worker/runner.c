@@ -192,6 +192,8 @@ static int playwright_argv(const struct runner_conf *rc, const struct task *t,
 	argv_push(a, xasprintf("--output=%s", artifacts_dir));
 	if (t->grep && t->grep[0])
 		argv_push(a, xasprintf("--grep=%s", t->grep));
+	if (t->grep_invert && t->grep_invert[0])
+		argv_push(a, xasprintf("--grep-invert=%s", t->grep_invert));
 	for (i = 0; i < nproj; i++) {
 		argv_push(a, proj[i]);
 		proj[i] = NULL;

@@ -390,6 +390,7 @@ static void on_slot_release(evutil_socket_t fd, short what, void *arg)
 			 r->message ? ": " : "", r->message ? r->message : "");
 		c = completion_new(w, s->stream, s->entry_id, t, r, &v,
 				   &s->ri->rp);
+		completion_take_artifacts(c, job_artifacts(s->job), t);
 		c->from_slot = 1;
 		verdict_release(&v);
 		slot_free(s);
@@ -1039,8 +1040,13 @@ static void worker_release(struct worker *w)
 	rconn_free(w->sub);
 	for (i = 0; w->slots && i < w->o->slots; i++) {
 		struct slot *s = &w->slots[i];
+		char err[512];
 
 		job_free(s->job);
+		/* However the worker ends but SIGKILL: nothing left in
+		 * $TMPDIR. */
+		if (slotdir_release(&s->dir, err, sizeof(err)) < 0)
+			log_warn("%s: %s", s->label, err);
 		free(s->stream);
 		free(s->entry_id);
 		free(s->partial_key);
@@ -1145,7 +1151,10 @@ int worker_run(const struct worker_opts *o)
 		s->conf.worker = s->label;
 		s->conf.consumer = w.consumer;
 		s->conf.slot = i + 1;
+		slotdir_init(&s->dir, w.consumer, i + 1);
+		s->conf.dir = &s->dir;
 		s->conf.plugin_dir = o->plugin_dir;
+		s->conf.artifacts = &o->artifacts;
 		s->conf.runners = &o->runners;
 		s->conf.timeout_s = o->timeout_s;
 		s->conf.grace_s = o->grace_s < WORKER_KILL_DELAY_S

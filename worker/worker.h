@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+#include "artifacts.h"
 #include "redisurl.h"
 #include "runner.h"
 
@@ -42,6 +43,7 @@ struct worker_opts {
 	char *plugin_dir;     /* NULL when not found */
 	int exit_when_idle_s; /* -1 = never */
 	enum worker_fault fault;
+	struct artifacts_conf artifacts; /* what tasks' artifacts become */
 };
 
 /* Runs the worker until it is stopped (SIGTERM/SIGINT) or idle long

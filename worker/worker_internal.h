@@ -78,8 +78,9 @@ struct slot {
 	unsigned index; /* from 1 */
 	char *label;	/* "name/slot-N" */
 	struct job_conf conf;
-	struct job *job; /* NULL when the slot is free */
-	char *stream;	 /* queue stream key of the entry */
+	struct slotdir dir; /* every job's TMPDIR, made by the first one */
+	struct job *job;    /* NULL when the slot is free */
+	char *stream;	    /* queue stream key of the entry */
 	char *entry_id;
 	struct runinfo *ri;
 	char *partial_key;
@@ -112,6 +113,13 @@ struct completion {
 	char **fu_queue;
 	char **fu_task;
 	size_t *fu_len;
+	/* Inline artifacts, stored (HSET, EXPIRE) in the same write as the
+	 * script: their fields and bytes. */
+	char *k_arts;
+	size_t narts;
+	char **art_field;
+	char **art_data;
+	size_t *art_len;
 	int from_slot;
 	int publishing; /* script in flight */
 	int dropped;	/* the entry is no longer ours: never publish */
@@ -279,6 +287,10 @@ struct completion *completion_new(struct worker *w, const char *stream,
 				  const struct policy *rp);
 /* Takes c into the worker's list and sends it when Redis is ready. */
 void completion_submit(struct completion *c);
+/* Takes the data of a's inline artifacts (a keeps their records) to be
+ * stored with the record of attempt t. */
+void completion_take_artifacts(struct completion *c, struct artifacts *a,
+			       const struct task *t);
 void completion_publish(struct completion *c);
 /* Over: unlinks and frees c, and lets the worker move on. */
 void completion_done(struct completion *c);

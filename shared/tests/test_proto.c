@@ -139,6 +139,7 @@ static void assert_task_equal(const struct task *a, const struct task *b)
 	assert_int_equal(a->reruns, b->reruns);
 	assert_int_equal(a->rerun, b->rerun);
 	assert_str_eq_or_null(a->retried_for, b->retried_for);
+	assert_int_equal(a->keep_artifacts, b->keep_artifacts);
 	assert_int_equal(a->ntests, b->ntests);
 	for (i = 0; i < a->ntests; i++)
 		assert_string_equal(a->tests[i], b->tests[i]);
@@ -1274,6 +1275,507 @@ static void test_small_err_buffer(void **state)
 	assert_int_equal(proto_decode_task("\x93", 1, &t, NULL, 0), -1);
 }
 
+/* ---- artifacts: the task's "arts" flag and the result's "arts" array ---- */
+
+/* The head of a result: a map of n entries, then the 12 required keys
+ * and an empty "tests" (13 entries). The caller adds n - 13 more. */
+static void pk_result_head(struct pk *b, size_t n)
+{
+	msgpack_pack_map(&b->p, n);
+	pk_str(b, "v");
+	msgpack_pack_uint8(&b->p, 1);
+	pk_kstr(b, "k", "result");
+	pk_kstr(b, "run", "r");
+	pk_kstr(b, "task", "t");
+	pk_str(b, "att");
+	msgpack_pack_uint8(&b->p, 1);
+	pk_kstr(b, "worker", "w");
+	pk_kstr(b, "suite", "s");
+	pk_kstr(b, "phase", "p");
+	pk_kstr(b, "status", "completed");
+	pk_str(b, "exit");
+	msgpack_pack_int(&b->p, 0);
+	pk_str(b, "start");
+	msgpack_pack_double(&b->p, 1.5);
+	pk_str(b, "dur");
+	msgpack_pack_double(&b->p, 0.5);
+	pk_str(b, "tests");
+	msgpack_pack_array(&b->p, 0);
+}
+
+/* Decodes buf as a result expecting failure, and checks the message. */
+static void expect_result_error(const char *buf, size_t len, const char *want)
+{
+	static const struct task_result zero;
+	struct task_result r;
+	char err[512] = "";
+
+	assert_int_equal(
+	    proto_decode_task_result(buf, len, &r, err, sizeof(err)), -1);
+	assert_memory_equal(&r, &zero, sizeof(zero));
+	if (strstr(err, want) == NULL)
+		fail_msg("error \"%s\" does not contain \"%s\"", err, want);
+	assert_true(strncmp(err, "proto: ", 7) == 0);
+	assert_null(strchr(err, '\n'));
+}
+
+/* Whether the message's top map has key (read back with msgpack-c), and
+ * its value's type. */
+static int wire_key(const char *buf, size_t len, const char *key,
+		    msgpack_object_type *type)
+{
+	msgpack_unpacked u;
+	size_t off = 0;
+	uint32_t j;
+	int found = 0;
+
+	msgpack_unpacked_init(&u);
+	assert_int_equal(msgpack_unpack_next(&u, buf, len, &off),
+			 MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(u.data.type, MSGPACK_OBJECT_MAP);
+	for (j = 0; j < u.data.via.map.size; j++) {
+		const msgpack_object_kv *kv = &u.data.via.map.ptr[j];
+
+		if (kv->key.via.str.size == strlen(key) &&
+		    memcmp(kv->key.via.str.ptr, key, strlen(key)) == 0) {
+			found = 1;
+			if (type != NULL)
+				*type = kv->val.type;
+		}
+	}
+	msgpack_unpacked_destroy(&u);
+	return found;
+}
+
+static void test_task_keep_artifacts(void **state)
+{
+	struct task t = full_task(), d;
+	msgpack_object_type type;
+	char err[256];
+	char *buf;
+	size_t len;
+
+	(void)state;
+	t.keep_artifacts = 1;
+	proto_encode_task(&t, &buf, &len);
+	assert_true(wire_key(buf, len, "arts", &type));
+	assert_int_equal(type, MSGPACK_OBJECT_BOOLEAN);
+	if (proto_decode_task(buf, len, &d, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_task_equal(&t, &d);
+	assert_int_equal(d.keep_artifacts, 1);
+	task_release(&d);
+	free(buf);
+
+	/* Absent when not set: a worker of before keeps reading tasks. */
+	t.keep_artifacts = 0;
+	proto_encode_task(&t, &buf, &len);
+	assert_false(wire_key(buf, len, "arts", NULL));
+	if (proto_decode_task(buf, len, &d, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(d.keep_artifacts, 0);
+	task_release(&d);
+	free(buf);
+}
+
+static void test_task_keep_artifacts_wire(void **state)
+{
+	struct pk b;
+	struct task t;
+	char err[256];
+
+	(void)state;
+	/* false and nil read as "do not keep". */
+	pk_init(&b);
+	pk_task_head(&b, 11);
+	pk_tests1(&b);
+	pk_str(&b, "arts");
+	msgpack_pack_false(&b.p);
+	if (proto_decode_task(b.sb.data, b.sb.size, &t, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(t.keep_artifacts, 0);
+	task_release(&t);
+	pk_release(&b);
+	pk_init(&b);
+	pk_task_head(&b, 11);
+	pk_tests1(&b);
+	pk_str(&b, "arts");
+	msgpack_pack_nil(&b.p);
+	if (proto_decode_task(b.sb.data, b.sb.size, &t, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(t.keep_artifacts, 0);
+	task_release(&t);
+	pk_release(&b);
+
+	/* A boolean, not a number or a string. */
+	pk_init(&b);
+	pk_task_head(&b, 11);
+	pk_tests1(&b);
+	pk_str(&b, "arts");
+	msgpack_pack_int(&b.p, 1);
+	expect_task_error(b.sb.data, b.sb.size,
+			  "proto: task.arts: expected boolean, got integer");
+	pk_release(&b);
+	pk_init(&b);
+	pk_task_head(&b, 11);
+	pk_tests1(&b);
+	pk_kstr(&b, "arts", "true");
+	expect_task_error(b.sb.data, b.sb.size,
+			  "task.arts: expected boolean, got string");
+	pk_release(&b);
+	/* Twice. */
+	pk_init(&b);
+	pk_task_head(&b, 12);
+	pk_tests1(&b);
+	pk_str(&b, "arts");
+	msgpack_pack_true(&b.p);
+	pk_str(&b, "arts");
+	msgpack_pack_true(&b.p);
+	expect_task_error(b.sb.data, b.sb.size, "task.arts: duplicate key");
+	pk_release(&b);
+}
+
+static struct artifact result_arts[] = {
+    /* Kept in Redis: path and size only. */
+    {.path = "test-results/login-chromium/trace.zip", .size = 123456},
+    /* Uploaded: larger than 32 bits. */
+    {.path = "d/\xc3\xbc ber/video.webm",
+     .size = 5ull << 30,
+     .url = "http://h/s/run-1/t00001/2/d/%C3%BC%20ber/video.webm"},
+    /* Not kept. */
+    {.path = "passwd",
+     .size = 0,
+     .error = "a symbolic link: not followed, not kept"},
+    /* Both (an upload that failed has no URL, but the decoder does not
+     * judge), and the largest size. */
+    {.path = "x",
+     .size = UINT64_MAX,
+     .url = "http://h/x",
+     .error = "PUT http://h/x: got 403 after 1 try"},
+    {.path = "empty", .size = 0},
+};
+
+static void assert_artifacts_equal(const struct task_result *a,
+				   const struct task_result *b)
+{
+	size_t i;
+
+	assert_int_equal(a->nartifacts, b->nartifacts);
+	for (i = 0; i < a->nartifacts; i++) {
+		const struct artifact *x = &a->artifacts[i];
+		const struct artifact *y = &b->artifacts[i];
+
+		assert_string_equal(x->path, y->path);
+		assert_true(x->size == y->size);
+		assert_str_eq_or_null(x->url, y->url);
+		assert_str_eq_or_null(x->error, y->error);
+	}
+}
+
+static void test_result_artifacts_roundtrip(void **state)
+{
+	struct task_result r = full_result(), d;
+	msgpack_object_type type;
+	char err[256];
+	char *buf;
+	size_t len;
+
+	(void)state;
+	r.artifacts = result_arts;
+	r.nartifacts = sizeof(result_arts) / sizeof(result_arts[0]);
+	proto_encode_task_result(&r, &buf, &len);
+	assert_true(wire_key(buf, len, "arts", &type));
+	assert_int_equal(type, MSGPACK_OBJECT_ARRAY);
+	if (proto_decode_task_result(buf, len, &d, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_result_equal(&r, &d);
+	assert_artifacts_equal(&r, &d);
+	assert_true(d.artifacts[3].size == UINT64_MAX);
+	assert_true(d.artifacts[1].size == 5ull << 30);
+	task_result_release(&d);
+	assert_null(d.artifacts);
+	assert_int_equal(d.nartifacts, 0);
+
+	/* Every proper prefix is an error, and frees what it read. */
+	{
+		static const struct task_result zr;
+		size_t i;
+
+		for (i = 0; i < len; i++) {
+			char *copy = malloc(i + 1);
+
+			memcpy(copy, buf, i);
+			assert_int_equal(proto_decode_task_result(
+					     copy, i, &d, err, sizeof(err)),
+					 -1);
+			assert_memory_equal(&d, &zr, sizeof(zr));
+			free(copy);
+		}
+	}
+	free(buf);
+
+	/* None: no key on the wire. */
+	r.artifacts = NULL;
+	r.nartifacts = 0;
+	proto_encode_task_result(&r, &buf, &len);
+	assert_false(wire_key(buf, len, "arts", NULL));
+	if (proto_decode_task_result(buf, len, &d, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_null(d.artifacts);
+	assert_int_equal(d.nartifacts, 0);
+	task_result_release(&d);
+	free(buf);
+}
+
+/* The artifact map's keys are docs/protocol.md's: path, size, url, err. */
+static void test_result_artifacts_wire_keys(void **state)
+{
+	static const char *const full[] = {"path", "size", "url", "err"};
+	struct task_result r = full_result();
+	msgpack_unpacked u;
+	size_t off = 0, i;
+	char *buf;
+	size_t len;
+	uint32_t j, k;
+
+	(void)state;
+	r.artifacts = &result_arts[3];
+	r.nartifacts = 1;
+	proto_encode_task_result(&r, &buf, &len);
+	msgpack_unpacked_init(&u);
+	assert_int_equal(msgpack_unpack_next(&u, buf, len, &off),
+			 MSGPACK_UNPACK_SUCCESS);
+	for (j = 0; j < u.data.via.map.size; j++) {
+		const msgpack_object_kv *kv = &u.data.via.map.ptr[j];
+		const msgpack_object *m;
+
+		if (kv->key.via.str.size != 4 ||
+		    memcmp(kv->key.via.str.ptr, "arts", 4) != 0)
+			continue;
+		assert_int_equal(kv->val.via.array.size, 1);
+		m = &kv->val.via.array.ptr[0];
+		assert_int_equal(m->type, MSGPACK_OBJECT_MAP);
+		assert_int_equal(m->via.map.size, 4);
+		for (i = 0; i < 4; i++) {
+			for (k = 0; k < 4; k++) {
+				const msgpack_object_str *s =
+				    &m->via.map.ptr[k].key.via.str;
+
+				if (s->size == strlen(full[i]) &&
+				    memcmp(s->ptr, full[i], s->size) == 0)
+					break;
+			}
+			if (k == 4)
+				fail_msg("artifact key \"%s\" not encoded",
+					 full[i]);
+		}
+		assert_int_equal(m->via.map.ptr[1].val.type,
+				 MSGPACK_OBJECT_POSITIVE_INTEGER);
+	}
+	msgpack_unpacked_destroy(&u);
+	free(buf);
+}
+
+static void test_result_artifacts_bad(void **state)
+{
+	struct pk b;
+	struct task_result r;
+	char err[256];
+
+	(void)state;
+	/* size as a string: the artifact and the key are named. */
+	pk_init(&b);
+	pk_result_head(&b, 14);
+	pk_str(&b, "arts");
+	msgpack_pack_array(&b.p, 2);
+	msgpack_pack_map(&b.p, 2);
+	pk_kstr(&b, "path", "a.png");
+	pk_str(&b, "size");
+	msgpack_pack_uint32(&b.p, 10);
+	msgpack_pack_map(&b.p, 2);
+	pk_kstr(&b, "path", "trace.zip");
+	pk_kstr(&b, "size", "12");
+	expect_result_error(b.sb.data, b.sb.size,
+			    "proto: result.arts[1].size: expected unsigned "
+			    "integer, got string");
+	pk_release(&b);
+
+	/* A negative size. */
+	pk_init(&b);
+	pk_result_head(&b, 14);
+	pk_str(&b, "arts");
+	msgpack_pack_array(&b.p, 1);
+	msgpack_pack_map(&b.p, 2);
+	pk_kstr(&b, "path", "a");
+	pk_str(&b, "size");
+	msgpack_pack_int8(&b.p, -1);
+	expect_result_error(b.sb.data, b.sb.size,
+			    "result.arts[0].size: expected unsigned integer, "
+			    "got -1");
+	pk_release(&b);
+
+	/* path as a number, url as a bin, err as an array. */
+	pk_init(&b);
+	pk_result_head(&b, 14);
+	pk_str(&b, "arts");
+	msgpack_pack_array(&b.p, 1);
+	msgpack_pack_map(&b.p, 2);
+	pk_str(&b, "path");
+	msgpack_pack_int(&b.p, 7);
+	pk_str(&b, "size");
+	msgpack_pack_uint8(&b.p, 1);
+	expect_result_error(b.sb.data, b.sb.size,
+			    "result.arts[0].path: expected string, got "
+			    "integer");
+	pk_release(&b);
+	pk_init(&b);
+	pk_result_head(&b, 14);
+	pk_str(&b, "arts");
+	msgpack_pack_array(&b.p, 1);
+	msgpack_pack_map(&b.p, 3);
+	pk_kstr(&b, "path", "a");
+	pk_str(&b, "size");
+	msgpack_pack_uint8(&b.p, 1);
+	pk_str(&b, "url");
+	msgpack_pack_bin(&b.p, 1);
+	msgpack_pack_bin_body(&b.p, "u", 1);
+	expect_result_error(b.sb.data, b.sb.size,
+			    "result.arts[0].url: expected string, got binary");
+	pk_release(&b);
+	pk_init(&b);
+	pk_result_head(&b, 14);
+	pk_str(&b, "arts");
+	msgpack_pack_array(&b.p, 1);
+	msgpack_pack_map(&b.p, 3);
+	pk_kstr(&b, "path", "a");
+	pk_str(&b, "size");
+	msgpack_pack_uint8(&b.p, 1);
+	pk_str(&b, "err");
+	msgpack_pack_array(&b.p, 0);
+	expect_result_error(b.sb.data, b.sb.size,
+			    "result.arts[0].err: expected string, got array");
+	pk_release(&b);
+
+	/* Required keys. */
+	pk_init(&b);
+	pk_result_head(&b, 14);
+	pk_str(&b, "arts");
+	msgpack_pack_array(&b.p, 1);
+	msgpack_pack_map(&b.p, 1);
+	pk_kstr(&b, "path", "a");
+	expect_result_error(b.sb.data, b.sb.size,
+			    "result.arts[0]: missing required key \"size\"");
+	pk_release(&b);
+	pk_init(&b);
+	pk_result_head(&b, 14);
+	pk_str(&b, "arts");
+	msgpack_pack_array(&b.p, 1);
+	msgpack_pack_map(&b.p, 1);
+	pk_str(&b, "size");
+	msgpack_pack_uint8(&b.p, 1);
+	expect_result_error(b.sb.data, b.sb.size,
+			    "missing required key \"path\"");
+	pk_release(&b);
+
+	/* A map where the array belongs; a string where a map belongs. */
+	pk_init(&b);
+	pk_result_head(&b, 14);
+	pk_str(&b, "arts");
+	msgpack_pack_map(&b.p, 0);
+	expect_result_error(b.sb.data, b.sb.size,
+			    "result.arts: expected array, got map");
+	pk_release(&b);
+	pk_init(&b);
+	pk_result_head(&b, 14);
+	pk_str(&b, "arts");
+	msgpack_pack_array(&b.p, 1);
+	pk_str(&b, "trace.zip");
+	expect_result_error(b.sb.data, b.sb.size,
+			    "result.arts[0]: expected map, got string");
+	pk_release(&b);
+
+	/* A NUL inside a path. */
+	pk_init(&b);
+	pk_result_head(&b, 14);
+	pk_str(&b, "arts");
+	msgpack_pack_array(&b.p, 1);
+	msgpack_pack_map(&b.p, 2);
+	pk_str(&b, "path");
+	msgpack_pack_str(&b.p, 3);
+	msgpack_pack_str_body(&b.p, "a\0b", 3);
+	pk_str(&b, "size");
+	msgpack_pack_uint8(&b.p, 1);
+	expect_result_error(b.sb.data, b.sb.size,
+			    "result.arts[0].path: string contains a NUL byte");
+	pk_release(&b);
+
+	/* An array count that the bytes left cannot hold. */
+	pk_init(&b);
+	pk_result_head(&b, 14);
+	pk_str(&b, "arts");
+	pk_raw(&b, "\xdd\xff\xff\xff\xff", 5);
+	expect_result_error(b.sb.data, b.sb.size,
+			    "result.arts: array of 4294967295 elements but 0 "
+			    "bytes left");
+	pk_release(&b);
+
+	/* Unknown keys of an artifact are skipped; nil optional values
+	 * read as absent. */
+	pk_init(&b);
+	pk_result_head(&b, 14);
+	pk_str(&b, "arts");
+	msgpack_pack_array(&b.p, 1);
+	msgpack_pack_map(&b.p, 5);
+	pk_kstr(&b, "path", "a");
+	pk_str(&b, "size");
+	msgpack_pack_uint64(&b.p, 3);
+	pk_kstr(&b, "sha256", "00");
+	pk_str(&b, "url");
+	msgpack_pack_nil(&b.p);
+	pk_str(&b, "err");
+	msgpack_pack_nil(&b.p);
+	if (proto_decode_task_result(b.sb.data, b.sb.size, &r, err,
+				     sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(r.nartifacts, 1);
+	assert_string_equal(r.artifacts[0].path, "a");
+	assert_int_equal(r.artifacts[0].size, 3);
+	assert_null(r.artifacts[0].url);
+	assert_null(r.artifacts[0].error);
+	task_result_release(&r);
+	pk_release(&b);
+}
+
+/* grep_invert (the exclude: tags of a Playwright suite): optional, read
+ * back as sent, absent when NULL. */
+static void test_task_grep_invert(void **state)
+{
+	struct task t = full_task(), back;
+	char *buf, err[256];
+	size_t len;
+
+	(void)state;
+	t.runner = "playwright";
+	t.grep_invert = "@(?:slow|destructive)(?![\\w-])";
+	proto_encode_task(&t, &buf, &len);
+	assert_non_null(memmem(buf, len, "\xabgrep_invert", 12));
+	assert_int_equal(proto_decode_task(buf, len, &back, err, sizeof(err)),
+			 0);
+	assert_string_equal(back.grep_invert, t.grep_invert);
+	assert_task_equal(&t, &back);
+	task_release(&back);
+	free(buf);
+
+	t.grep_invert = NULL;
+	proto_encode_task(&t, &buf, &len);
+	assert_null(memmem(buf, len, "grep_invert", 11));
+	assert_int_equal(proto_decode_task(buf, len, &back, err, sizeof(err)),
+			 0);
+	assert_null(back.grep_invert);
+	task_release(&back);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1283,6 +1785,7 @@ int main(void)
 	    cmocka_unit_test(test_result_roundtrip_minimal),
 	    cmocka_unit_test(test_progress_roundtrip),
 	    cmocka_unit_test(test_wire_keys),
+	    cmocka_unit_test(test_task_grep_invert),
 	    cmocka_unit_test(test_truncated_every_prefix),
 	    cmocka_unit_test(test_trailing_bytes),
 	    cmocka_unit_test(test_single_test_result),
@@ -1299,6 +1802,11 @@ int main(void)
 	    cmocka_unit_test(test_unknown_keys_skipped),
 	    cmocka_unit_test(test_depth),
 	    cmocka_unit_test(test_small_err_buffer),
+	    cmocka_unit_test(test_task_keep_artifacts),
+	    cmocka_unit_test(test_task_keep_artifacts_wire),
+	    cmocka_unit_test(test_result_artifacts_roundtrip),
+	    cmocka_unit_test(test_result_artifacts_wire_keys),
+	    cmocka_unit_test(test_result_artifacts_bad),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,10 @@
 /* test_child.c -- the runner's surroundings: environment building, the
  * temporary directory and its removal (read-only directories, symlinks
  * not followed), and a real spawn: own process group, fds 0-3 only,
- * signals reset, events on fd 3, a missing program, death with the
- * worker. */
+ * signals reset in the child and left alone in the worker, events on fd 3,
+ * exec failures reported by child_spawn (missing program, missing or bad
+ * cwd, no execute permission), a long argv through /bin/sh, death with
+ * the worker. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -198,8 +200,10 @@ static void test_spawn_child(void **state)
 	req.out_fd = outp[1];
 	req.events_fd = evp[1];
 	assert_int_equal(child_spawn(&req, &pid, err, sizeof(err)), 0);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	signal(SIGINT, SIG_DFL);
+	/* The child ran in our memory: what it reset is still ours. */
+	assert_true(signal(SIGINT, SIG_DFL) == SIG_IGN);
+	sigprocmask(SIG_SETMASK, &old, &block);
+	assert_true(sigismember(&block, SIGTERM));
 	close(outp[1]);
 	close(evp[1]);
 	close(extra);
@@ -254,6 +258,130 @@ static void test_spawn_missing(void **state)
 		assert_int_equal(pid, -1);
 	}
 	close(fd);
+}
+
+/* Runs argv with child_spawn; returns its result, with the message in
+ * err, and the child's exit status in *status when it started. */
+static int spawn_status(char **argv, const char *cwd, char *err, size_t errlen,
+			int *status)
+{
+	char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+	struct child_req req;
+	pid_t pid = 12345;
+	int rc, fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	req.argv = argv;
+	req.envp = envp;
+	req.cwd = cwd;
+	req.out_fd = fd;
+	req.events_fd = -1;
+	rc = child_spawn(&req, &pid, err, errlen);
+	if (rc == 0) {
+		assert_true(pid > 0);
+		assert_int_equal(waitpid(pid, status, 0), pid);
+	} else {
+		assert_int_equal(pid, -1);
+		/* The failed child was reaped already. */
+		assert_int_equal(waitpid(-1, status, WNOHANG), -1);
+		assert_int_equal(errno, ECHILD);
+	}
+	close(fd);
+	return rc;
+}
+
+/* Every way the exec can fail comes back as an error of child_spawn,
+ * none as a child that exits 127. */
+static void test_spawn_exec_errors(void **state)
+{
+	char *missing_abs[] = {"/nonexistent/tfw-prog", NULL};
+	char *true_argv[] = {"true", NULL};
+	char *noexec[] = {NULL, NULL};
+	char err[256], *dir, *path;
+	int st;
+
+	(void)state;
+	assert_int_equal(spawn_status(missing_abs, NULL, err, sizeof(err), &st),
+			 ENOENT);
+	assert_string_equal(err, "runner not found: /nonexistent/tfw-prog");
+
+	/* A program that exists, in a cwd that does not: not "not found". */
+	assert_int_equal(
+	    spawn_status(true_argv, "/nonexistent/dir", err, sizeof(err), &st),
+	    ENOENT);
+	assert_string_equal(err, "cannot start true: cwd /nonexistent/dir: "
+				 "No such file or directory");
+	/* A cwd that is a file. */
+	assert_int_equal(
+	    spawn_status(true_argv, "/dev/null", err, sizeof(err), &st),
+	    ENOTDIR);
+	assert_non_null(strstr(err, "cwd /dev/null"));
+
+	/* A file without execute permission (refused even to root). */
+	dir = child_mkdtemp("tfw-test-exec-", err, sizeof(err));
+	assert_non_null(dir);
+	path = xasprintf("%s/prog", dir);
+	write_file(path, "#!/bin/sh\nexit 0\n");
+	noexec[0] = path;
+	assert_int_equal(spawn_status(noexec, NULL, err, sizeof(err), &st),
+			 EACCES);
+	assert_non_null(strstr(err, "Permission denied"));
+
+	/* And the good case for contrast, in a cwd that exists. */
+	assert_int_equal(spawn_status(true_argv, dir, err, sizeof(err), &st),
+			 0);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(child_rmtree(dir, err, sizeof(err)), 0);
+	free(path);
+	free(dir);
+}
+
+/* A script without "#!" runs through /bin/sh, which execvpe sets up on
+ * the child's stack with a copy of argv: a long argv must fit. */
+static void test_spawn_long_argv(void **state)
+{
+	enum { NARGS = 30000 };
+	char **argv = xcalloc(NARGS + 2, sizeof(*argv));
+	char err[256], *dir, *path, *out;
+	struct child_req req;
+	char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+	struct buf b;
+	int outp[2], st, i;
+	pid_t pid;
+
+	(void)state;
+	dir = child_mkdtemp("tfw-test-argv-", err, sizeof(err));
+	assert_non_null(dir);
+	path = xasprintf("%s/count.sh", dir);
+	write_file(path, "echo \"$#\"\n");
+	assert_int_equal(chmod(path, 0700), 0);
+	argv[0] = path;
+	for (i = 1; i <= NARGS; i++)
+		argv[i] = "x";
+	assert_int_equal(pipe2(outp, O_CLOEXEC), 0);
+	req.argv = argv;
+	req.envp = envp;
+	req.cwd = NULL;
+	req.out_fd = outp[1];
+	req.events_fd = -1;
+	assert_int_equal(child_spawn(&req, &pid, err, sizeof(err)), 0);
+	close(outp[1]);
+	buf_init(&b, 1 << 16);
+	read_all(outp[0], &b);
+	close(outp[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	out = xasprintf("%d\n", NARGS);
+	assert_non_null(b.data);
+	assert_string_equal(b.data, out);
+	free(out);
+	buf_release(&b);
+	assert_int_equal(child_rmtree(dir, err, sizeof(err)), 0);
+	free(path);
+	free(dir);
+	free(argv);
 }
 
 /* Whether pid is gone or a zombie. */
@@ -325,6 +453,8 @@ int main(void)
 	    cmocka_unit_test(test_tmpdir_too_long),
 	    cmocka_unit_test(test_spawn_child),
 	    cmocka_unit_test(test_spawn_missing),
+	    cmocka_unit_test(test_spawn_exec_errors),
+	    cmocka_unit_test(test_spawn_long_argv),
 	    cmocka_unit_test(test_spawn_dies_with_parent),
 	};
 

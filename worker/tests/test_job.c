@@ -3,7 +3,9 @@
  * Covers exit status, crash by signal, timeout (TERM, and KILL after the
  * grace period), capped output, events on fd 3, a pytest run through the
  * plugin, leftovers of the process group, tasks refused before any spawn,
- * and the sweep of folders that dead workers' jobs left behind. */
+ * the sweep of folders that dead workers' jobs left behind, and the
+ * slot's directory shared by its tasks. */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -78,6 +80,7 @@ static void on_done(void *arg, struct job *j)
 }
 
 static char *plugin_dir;
+static struct slotdir *slot_dir; /* conf.dir of the next run_task */
 
 /* Runs task to its end and returns the job (caller frees it and r). */
 static struct job *run_task(struct task *t, unsigned timeout_s,
@@ -101,6 +104,7 @@ static struct job *run_task(struct task *t, unsigned timeout_s,
 	conf.runners = &rc;
 	conf.timeout_s = timeout_s;
 	conf.grace_s = grace_s;
+	conf.dir = slot_dir;
 	memset(r, 0, sizeof(*r));
 	r->base = event_base_new();
 	chld = evsignal_new(r->base, SIGCHLD, on_chld, r);
@@ -495,6 +499,120 @@ static void test_refused(void **state)
 	finish(&r);
 }
 
+/* The names in dir other than . and .., sorted, joined by spaces. */
+static char *list_dir_names(const char *dir)
+{
+	struct dirent **names;
+	char *out = xstrdup(""), *next;
+	int n, i;
+
+	n = scandir(dir, &names, NULL, alphasort);
+	assert_true(n >= 0);
+	for (i = 0; i < n; i++) {
+		if (strcmp(names[i]->d_name, ".") != 0 &&
+		    strcmp(names[i]->d_name, "..") != 0) {
+			next = xasprintf("%s%s%s", out, out[0] ? " " : "",
+					 names[i]->d_name);
+			free(out);
+			out = next;
+		}
+		free(names[i]);
+	}
+	free(names);
+	return out;
+}
+
+/* The last line of a finished task's output, without its newline. */
+static char *last_line(const struct task_result *res)
+{
+	const char *s, *e;
+
+	assert_non_null(res->output);
+	e = res->output + strlen(res->output);
+	while (e > res->output && e[-1] == '\n')
+		e--;
+	s = e;
+	while (s > res->output && s[-1] != '\n')
+		s--;
+	return xstrndup(s, (size_t)(e - s));
+}
+
+/* The tasks of a slot share its directory, each finding it empty but for
+ * artifacts/; a job without a slot directory removes its own. */
+static void test_slot_dir_reused(void **state)
+{
+	static const char code[] =
+	    "import os, sys\n"
+	    "t = os.environ['TMPDIR']\n"
+	    "a = os.environ['TESTFLEET_ARTIFACTS']\n"
+	    "print(t, sorted(os.listdir(t)), sorted(os.listdir(a)),\n"
+	    "      a == t + '/artifacts')\n"
+	    "if os.environ.get('TFW_JUNIT'):\n"
+	    "    open(os.path.join(t, 'junit.xml'), 'w').write(\n"
+	    "        '<testsuite><testcase classname=\"c\" name=\"stale\"/>'\n"
+	    "        '</testsuite>')\n"
+	    "open(os.path.join(a, 'shot.png'), 'w').write('png')\n"
+	    "os.makedirs(os.path.join(t, 'x', 'y'))\n"
+	    "sys.exit(1)\n";
+	struct slotdir sd;
+	struct task t;
+	struct run r;
+	struct task_result *res;
+	char err[256], *first, *second, *dir, *want;
+
+	(void)state;
+	slotdir_init(&sd, "test-1", 1);
+	slot_dir = &sd;
+	py_task(&t, code);
+	t.nenv = 1;
+	t.env = xcalloc(1, sizeof(*t.env));
+	t.env[0].key = xstrdup("TFW_JUNIT");
+	t.env[0].value = xstrdup("1");
+	res = job_result(run_task(&t, 30, 1, 1, &r, NULL));
+	assert_int_equal(res->exit_code, 1);
+	/* Its own JUnit file is read. */
+	assert_int_equal(res->ntests, 1);
+	assert_non_null(strstr(res->tests[0].id, "stale"));
+	first = last_line(res);
+	finish(&r);
+	py_task(&t, code);
+	res = job_result(run_task(&t, 30, 1, 1, &r, NULL));
+	assert_int_equal(res->exit_code, 1);
+	/* The junit.xml the first task left is not read as the second's
+	 * (which wrote none). */
+	assert_int_equal(res->ntests, 1);
+	assert_string_equal(res->tests[0].id, "suite");
+	second = last_line(res);
+	finish(&r);
+	slot_dir = NULL;
+	assert_non_null(sd.path);
+	want = xasprintf("%s ['artifacts'] [] True", sd.path);
+	assert_string_equal(first, want);
+	assert_string_equal(second, want);
+	free(want);
+	/* Emptied after the last task too. */
+	dir = list_dir_names(sd.path);
+	assert_string_equal(dir, "artifacts");
+	free(dir);
+	want = xstrdup(sd.path);
+	assert_int_equal(slotdir_release(&sd, err, sizeof(err)), 0);
+	assert_int_equal(access(want, F_OK), -1);
+	free(want);
+	free(first);
+	free(second);
+
+	/* No slot directory: the job's own, gone when the job ends. */
+	py_task(&t, code);
+	res = job_result(run_task(&t, 30, 1, 1, &r, NULL));
+	first = last_line(res);
+	finish(&r);
+	dir = xstrndup(first, strcspn(first, " "));
+	assert_non_null(strstr(dir, "/testfleet-test-1-s1-"));
+	assert_int_equal(access(dir, F_OK), -1);
+	free(dir);
+	free(first);
+}
+
 /* The folders of dead workers' jobs go; live ones and others stay. */
 static void test_sweep_dead(void **state)
 {
@@ -562,6 +680,7 @@ int main(void)
 	    cmocka_unit_test(test_leftovers_killed),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_sweep_dead),
+	    cmocka_unit_test(test_slot_dir_reused),
 	};
 
 	/* Run from the top of the tree (make unit). */

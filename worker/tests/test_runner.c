@@ -131,6 +131,7 @@ static void test_playwright_argv(void **state)
 	    "--workers=1",
 	    "--output=/tmp/x/artifacts",
 	    "--grep=-@smoke",
+	    "--grep-invert=@(?:slow)(?![\\w-])",
 	    "/(?:^|\\/)tests\\/a\\.spec\\.ts$/:3",
 	    "/(?:^|\\/)tests\\/b\\.spec\\.ts$/:9",
 	    NULL};
@@ -145,6 +146,7 @@ static void test_playwright_argv(void **state)
 	t.tests = tests;
 	t.ntests = 3;
 	t.grep = "-@smoke";
+	t.grep_invert = "@(?:slow)(?![\\w-])";
 	assert_int_equal(runner_argv(&rc, &t, "/tmp/x/junit.xml",
 				     "/tmp/x/artifacts", &argv, err,
 				     sizeof(err)),
@@ -159,6 +161,7 @@ static void test_playwright_argv(void **state)
 	/* Projects: one --project each, when every id names one. */
 	t.tests = proj;
 	t.grep = NULL;
+	t.grep_invert = NULL;
 	assert_int_equal(
 	    runner_argv(&rc, &t, "j", "a", &argv, err, sizeof(err)), 0);
 	assert_string_equal(argv[8], "--project=c c");
