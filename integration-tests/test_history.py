@@ -155,9 +155,17 @@ def test_history_recorded_and_used(sandbox, cluster):
                for _, seen in hist.values()), hist
     assert 0 < c.redis_cmd("TTL", key) <= 30 * 86400
     # One suite, one history: nothing else under tf:durations: but the
-    # sweep's cursor.
+    # suite's start-up and the sweep's cursor.
     keys = sorted(k.decode() for k in c.redis_cmd("KEYS", "tf:durations:*"))
-    assert keys == [key, key + ":sweep"], keys
+    assert keys == [key, key + ":startup", key + ":sweep"], keys
+    # The start-up: what the tasks took besides their tests (a pytest
+    # start at least), how many started together, a floor; this run's.
+    overhead, conc, floor, seen = (
+        float(x) for x in c.redis_cmd("GET", key + ":startup").decode()
+        .split(":"))
+    assert 0.01 < overhead < 60 and 1 <= conc <= 8, (overhead, conc)
+    assert 0 <= floor <= overhead and t0 - 5 <= seen <= time.time() + 5
+    assert 0 < c.redis_cmd("TTL", key + ":startup") <= 30 * 86400
     # The finished run was folded in once, and its keys expire in 7 days.
     assert c.redis_cmd("HEXISTS", "tf:run:%s" % run1, "history_saved") == 1
     for k in ("tf:run:%s" % run1, "tf:run:%s:results" % run1):

@@ -21,6 +21,9 @@
 #define HISTORY_MAX_VALUE 64  /* longest stored value accepted */
 #define HISTORY_MAX_CURSOR 24 /* an HSCAN cursor is a 64-bit number */
 #define HISTORY_MAX_SUITES 4096
+#define HISTORY_MAX_STARTUP 128 /* longest start-up value accepted */
+#define HISTORY_FLOOR_PCT 10	/* the floor: this percentile of overheads */
+#define HISTORY_MIN_OVERHEAD_S 1e-3 /* shorter: no weight in concurrency */
 
 void history_fingerprint(const char *runner, const char *rootdir,
 			 const char *suite, char out[HISTORY_FP_LEN + 1])
@@ -563,6 +566,267 @@ out:
 	return ret;
 }
 
+char *history_startup_key(const char *key)
+{
+	return xasprintf("%s:startup", key);
+}
+
+/* A number of a start-up value: finite, at least min, followed by ':';
+ * *p moves past both. */
+static int history_startup_num(char **p, double min, double *out)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(*p, &end);
+	if (end == *p || errno != 0 || !isfinite(d) || d < min || *end != ':')
+		return -1;
+	*out = d;
+	*p = end + 1;
+	return 0;
+}
+
+int history_startup_parse(const char *s, size_t len, struct shard_startup *out,
+			  long long *seen)
+{
+	char tmp[HISTORY_MAX_STARTUP + 1];
+	double o, k, f;
+	long long t;
+	char *p = tmp, *end;
+
+	if (s == NULL || len == 0 || len > HISTORY_MAX_STARTUP ||
+	    memchr(s, '\0', len) != NULL)
+		return -1;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	/* strtod would skip leading blanks and take "inf", "nan" or hex:
+	 * only plain decimals are ours. */
+	if (strspn(tmp, "0123456789.:e+-") != len)
+		return -1;
+	if (history_startup_num(&p, 0, &o) < 0 ||
+	    history_startup_num(&p, 1, &k) < 0 ||
+	    history_startup_num(&p, 0, &f) < 0)
+		return -1;
+	errno = 0;
+	t = strtoll(p, &end, 10);
+	if (end == p || *end != '\0' || errno != 0 || t < 0)
+		return -1;
+	out->learned = 1;
+	out->overhead_s = o;
+	out->concurrency = k;
+	out->floor_s = f;
+	*seen = t;
+	return 0;
+}
+
+void history_startup_format(const struct shard_startup *s, long long seen,
+			    char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%.6g:%.6g:%.6g:%lld", s->overhead_s,
+		 s->concurrency, s->floor_s, seen);
+}
+
+static int history_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* How many of the n sorted values v are <= x. */
+static size_t history_count_le(const double *v, size_t n, double x)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid] <= x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The integral from 0 to x of the number of intervals [s, e) open at each
+ * instant: sum over s <= x of (x - s) less sum over e <= x of (x - e).
+ * s and e sorted; ps and pe their prefix sums (n + 1 entries). */
+static double history_area(const double *s, const double *ps, const double *e,
+			   const double *pe, size_t n, double x)
+{
+	size_t cs = history_count_le(s, n, x), ce = history_count_le(e, n, x);
+
+	return ((double)cs * x - ps[cs]) - ((double)ce * x - pe[ce]);
+}
+
+static int history_time_ok(const struct report_task_time *t)
+{
+	return t->suite != NULL && t->started_at > 0 &&
+	       isfinite(t->started_at) && t->duration_s >= 0 &&
+	       isfinite(t->duration_s) && t->tests_s >= 0 &&
+	       isfinite(t->tests_s);
+}
+
+/* A task's overhead: its duration less its tests', at least 0. */
+static double history_overhead(const struct report_task_time *t)
+{
+	double o = t->duration_s - t->tests_s;
+
+	return o > 0 ? o : 0;
+}
+
+int history_startup_sample(const struct report_task_time *t, size_t n,
+			   const char *suite, struct shard_startup *out)
+{
+	double *s = NULL, *e = NULL, *ps = NULL, *pe = NULL, *mine = NULL;
+	double base = 0, sum = 0, ksum = 0;
+	size_t m = 0, nk = 0, k = 0, rank, i;
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < n; i++) {
+		if (!history_time_ok(&t[i]))
+			continue;
+		if (k == 0 || t[i].started_at < base)
+			base = t[i].started_at;
+		k++;
+		if (strcmp(t[i].suite, suite) == 0)
+			m++;
+	}
+	if (m == 0)
+		goto out;
+	/* Every valid task's start-up [start, start + overhead), times from
+	 * the run's first start (small numbers keep their precision), sorted
+	 * by start and by end, with prefix sums for history_area. */
+	s = xcalloc(k, sizeof(*s));
+	e = xcalloc(k, sizeof(*e));
+	ps = xcalloc(k + 1, sizeof(*ps));
+	pe = xcalloc(k + 1, sizeof(*pe));
+	mine = xcalloc(m, sizeof(*mine));
+	for (i = 0, k = 0; i < n; i++) {
+		if (!history_time_ok(&t[i]))
+			continue;
+		s[k] = t[i].started_at - base;
+		e[k] = s[k] + history_overhead(&t[i]);
+		k++;
+	}
+	qsort(s, k, sizeof(*s), history_cmp_double);
+	qsort(e, k, sizeof(*e), history_cmp_double);
+	for (i = 0; i < k; i++) {
+		ps[i + 1] = ps[i] + s[i];
+		pe[i + 1] = pe[i] + e[i];
+	}
+	/* Each of suite's tasks: the start-ups open during its own,
+	 * integrated over it and divided by its length. */
+	for (i = 0, m = 0; i < n; i++) {
+		double o, st, conc;
+
+		if (!history_time_ok(&t[i]) || strcmp(t[i].suite, suite) != 0)
+			continue;
+		o = history_overhead(&t[i]);
+		mine[m++] = o;
+		sum += o;
+		if (o < HISTORY_MIN_OVERHEAD_S)
+			continue;
+		st = t[i].started_at - base;
+		conc = (history_area(s, ps, e, pe, k, st + o) -
+			history_area(s, ps, e, pe, k, st)) /
+		       o;
+		ksum += conc > 1 ? conc : 1;
+		nk++;
+	}
+	qsort(mine, m, sizeof(*mine), history_cmp_double);
+	/* Nearest rank: the ceil(p * m / 100)-th smallest. */
+	rank = (m * HISTORY_FLOOR_PCT + 99) / 100;
+	out->learned = 1;
+	out->overhead_s = sum / (double)m;
+	out->floor_s = mine[rank > 0 ? rank - 1 : 0];
+	out->concurrency = nk > 0 ? ksum / (double)nk : 1;
+	ret = 0;
+out:
+	free(mine);
+	free(pe);
+	free(ps);
+	free(e);
+	free(s);
+	return ret;
+}
+
+int history_startup_load(redisContext *c, const char *key,
+			 struct shard_startup *out, char *err, size_t errlen)
+{
+	char *skey = history_startup_key(key);
+	const char *argv[2] = {"GET", skey};
+	struct shard_startup got = *out;
+	redisReply *r;
+	long long seen;
+	int ret = -1;
+
+	r = history_cmd(c, 2, argv, NULL, err, errlen);
+	if (r == NULL)
+		goto out;
+	ret = 0;
+	if (r->type == REDIS_REPLY_STRING &&
+	    history_startup_parse(r->str, r->len, &got, &seen) == 0) {
+		*out = got;
+		ret = 1;
+	}
+	freeReplyObject(r);
+out:
+	free(skey);
+	return ret;
+}
+
+int history_startup_record(redisContext *c, const char *key,
+			   const struct shard_startup *sample, long long now,
+			   const struct history_limits *lim, char *err,
+			   size_t errlen)
+{
+	struct history_limits defaults;
+	struct shard_startup old, next;
+	char v[HISTORY_MAX_STARTUP], ttl[32];
+	char *skey = history_startup_key(key);
+	const char *argv[5];
+	redisReply *r;
+	int ret = -1, have;
+
+	if (lim == NULL) {
+		history_limits_default(&defaults);
+		lim = &defaults;
+	}
+	memset(&old, 0, sizeof(old));
+	have = history_startup_load(c, key, &old, err, errlen);
+	if (have < 0)
+		goto out;
+	next = *sample;
+	next.learned = 1;
+	if (have) {
+		next.overhead_s = history_smooth(
+		    old.overhead_s, sample->overhead_s, lim->alpha);
+		next.concurrency = history_smooth(
+		    old.concurrency, sample->concurrency, lim->alpha);
+		next.floor_s =
+		    history_smooth(old.floor_s, sample->floor_s, lim->alpha);
+	}
+	history_startup_format(&next, now, v, sizeof(v));
+	snprintf(ttl, sizeof(ttl), "%lld", lim->retention_s);
+	argv[0] = "SET";
+	argv[1] = skey;
+	argv[2] = v;
+	argv[3] = "EX";
+	argv[4] = ttl;
+	r = history_cmd(c, 5, argv, NULL, err, errlen);
+	if (r == NULL)
+		goto out;
+	freeReplyObject(r);
+	ret = 0;
+out:
+	free(skey);
+	return ret;
+}
+
 char *history_run_field(const char *runner, char *const *suites,
 			char *const *rootdirs, size_t n)
 {
@@ -617,6 +881,7 @@ long history_record_run(redisContext *c, const char *prefix, const char *run,
 		size_t len = strcspn(p, "\n");
 		const char *sp = memchr(p, ' ', len);
 		char fp[HISTORY_FP_LEN + 1];
+		struct shard_startup startup;
 		char *suite, *key;
 		size_t ns = 0, i;
 
@@ -638,9 +903,15 @@ long history_record_run(redisContext *c, const char *prefix, const char *run,
 				ns++;
 			}
 			key = history_key(prefix, suite, fp);
+			if (history_startup_sample(rep->times, rep->ntimes,
+						   suite, &startup) < 0)
+				startup.learned = 0;
 			free(suite);
-			if (ns > 0 && history_record(c, key, samples, ns, now,
-						     NULL, err, errlen) < 0) {
+			if ((ns > 0 && history_record(c, key, samples, ns, now,
+						      NULL, err, errlen) < 0) ||
+			    (startup.learned &&
+			     history_startup_record(c, key, &startup, now, NULL,
+						    err, errlen) < 0)) {
 				free(key);
 				total = -1;
 				goto out;

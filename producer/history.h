@@ -1,11 +1,14 @@
 /* history.h -- the duration history of history-aware scheduling: per suite
  * a Redis hash <prefix>:durations:<suite>:<fingerprint> of test id ->
- * "<smoothed seconds>:<last seen, unix seconds>". Reads a run's estimates
- * back in pipelined batches; folds each finished run's durations in (EWMA,
- * once per run); keeps the hash bounded (entries unseen for 30 days are
- * swept a slice at a time, at most 200,000 entries a suite, the key itself
- * expires 30 days after its last write). The fingerprint, the value format
- * and the smoothing are pure functions. Layout: docs/scheduling.md. */
+ * "<smoothed seconds>:<last seen, unix seconds>", and beside it the string
+ * <...>:startup, what a task of the suite costs besides its tests
+ * (measured per run from the task results: overhead, concurrency, floor).
+ * Reads a run's estimates back in pipelined batches; folds each finished
+ * run's durations and start-up in (EWMA, once per run); keeps the hash
+ * bounded (entries unseen for 30 days are swept a slice at a time, at most
+ * 200,000 entries a suite, the keys expire 30 days after their last
+ * write). The fingerprint, the value formats, the smoothing and the
+ * start-up measurement are pure functions. Layout: docs/scheduling.md. */
 #ifndef TF_HISTORY_H
 #define TF_HISTORY_H
 
@@ -13,6 +16,7 @@
 #include <stddef.h>
 
 #include "aggregate.h"
+#include "shard.h"
 
 #define HISTORY_FP_LEN 12  /* hex digits of the fingerprint */
 #define HISTORY_ALPHA 0.3  /* weight of the newest sample */
@@ -84,6 +88,49 @@ int history_record(redisContext *c, const char *key,
 		   const struct history_sample *s, size_t n, long long now,
 		   const struct history_limits *lim, char *err, size_t errlen);
 
+/* The start-up history of the suite whose duration history is key:
+ * "<key>:startup" (no test id can clash with it: it is a key of its own).
+ * Caller frees. */
+char *history_startup_key(const char *key);
+
+/* Its value: "<overhead s>:<concurrency>:<floor s>:<last seen>", e.g.
+ * "0.412:7.93:0.301:1763700000". Parse returns 0 and sets out (learned =
+ * 1; default_s is left alone), or -1 when s is not that (overhead and
+ * floor finite and >= 0, concurrency finite and >= 1, last seen >= 0).
+ * Format writes at most outlen bytes. */
+int history_startup_parse(const char *s, size_t len, struct shard_startup *out,
+			  long long *seen);
+void history_startup_format(const struct shard_startup *s, long long seen,
+			    char *out, size_t outlen);
+
+/* What one run says about the start-up of suite's tasks, from the report's
+ * task times (t, n; every suite's, all count for the concurrency): each
+ * task's overhead is its duration less its tests' (at least 0), spent at
+ * its start. overhead_s = the mean over the suite's tasks; floor_s = their
+ * 10th percentile (nearest rank); concurrency = the mean over them of the
+ * number of tasks of the run in their start-up at the same time,
+ * time-weighted over the task's own start-up (itself included; 1 when no
+ * task's overhead reaches a millisecond). Returns 0 and sets out (learned
+ * = 1, default_s 0), or -1 when the suite has no task time. */
+int history_startup_sample(const struct report_task_time *t, size_t n,
+			   const char *suite, struct shard_startup *out);
+
+/* Reads the start-up history of key (the suite's duration history key).
+ * Returns 1 and sets out's learned figures (learned = 1), 0 when there is
+ * none or it is unreadable (out untouched), or -1 with a message in err. */
+int history_startup_load(redisContext *c, const char *key,
+			 struct shard_startup *out, char *err, size_t errlen);
+
+/* Folds a run's sample (history_startup_sample) into key's start-up
+ * history at time now: each figure becomes history_smooth(old, sample,
+ * lim->alpha) (the sample alone when there is no readable value); the key
+ * expires lim->retention_s later. lim NULL = the defaults. Returns 0, or
+ * -1 with a message in err. */
+int history_startup_record(redisContext *c, const char *key,
+			   const struct shard_startup *sample, long long now,
+			   const struct history_limits *lim, char *err,
+			   size_t errlen);
+
 /* The history field of a run hash for these suites: "<fp> <suite>\n" each,
  * fingerprints as history_fingerprint(runner, rootdirs[i], suites[i]).
  * Caller frees. */
@@ -95,9 +142,10 @@ char *history_run_field(const char *runner, char *const *suites,
  * set already. field is the run hash's history field (NULL or "" = none:
  * nothing to do). Tests count when their outcome is a result of the test
  * itself -- every outcome but error (which may be the infrastructure's) --
- * and their suite is in field. Returns the number of tests recorded (0
- * when the run was already folded in, or none counted), or -1 with a
- * message in err. */
+ * and their suite is in field; each such suite's start-up is folded in too
+ * from rep's task times (history_startup_sample, history_startup_record).
+ * Returns the number of tests recorded (0 when the run was already folded
+ * in, or none counted), or -1 with a message in err. */
 long history_record_run(redisContext *c, const char *prefix, const char *run,
 			const char *field, const struct report *rep,
 			long long now, char *err, size_t errlen);

@@ -14,6 +14,10 @@
 #include "xmalloc.h"
 
 #define SHARD_MAX_COUNT 1000000u
+/* Pairs of units shard_refine may look at, for one plan: at most a few
+ * hundredths of a second (enough for the whole job on 50,000 tests and 64
+ * slots; a little for 200,000 tests on 1,000 slots). */
+#define SHARD_REFINE_WORK 10000000u
 
 /* A growing list of test indexes: a task in the making. */
 struct shard_acc {
@@ -316,13 +320,16 @@ static void shard_by_count(const struct shard_input *in, size_t n,
 
 /* The target size of an "auto" task: a quarter of a slot's share of the
  * work (SHARD_TASKS_PER_SLOT tasks a slot, so the slots finish together),
- * but never below SHARD_MIN_TASK_S (start-up would dominate) -- unless
- * that would leave slots idle, in which case one slot's share. */
-static uint64_t shard_auto_target(uint64_t total, unsigned slots)
+ * but never below SHARD_MIN_TASK_STARTUPS start-ups of `slots` tasks
+ * starting at once (start-up would dominate) -- unless that would leave
+ * slots idle, in which case one slot's share. */
+static uint64_t shard_auto_target(uint64_t total, unsigned slots,
+				  const struct shard_startup *st)
 {
 	uint64_t by_count = total / ((uint64_t)slots * SHARD_TASKS_PER_SLOT);
 	uint64_t per_slot = total / slots;
-	uint64_t floor_us = shard_to_us(SHARD_MIN_TASK_S);
+	uint64_t floor_us =
+	    shard_to_us(SHARD_MIN_TASK_STARTUPS * shard_startup_at(st, slots));
 	uint64_t target;
 
 	if (floor_us > per_slot)
@@ -424,30 +431,194 @@ static int shard_cmp_unit(const void *a, const void *b, void *arg)
 	return x->idx[0] < y->idx[0] ? -1 : x->idx[0] > y->idx[0];
 }
 
-/* Packs the units into min(slots, units) tasks by LPT: longest unit first
- * onto the least-loaded task (lowest task number on ties). Every task
- * costs one start-up, the same for all, so start-up does not change the
- * choice. Frees the units. */
-static void shard_auto_lpt(const struct shard_input *in, struct shard_units *l,
-			   unsigned slots, struct shard_plan *p, size_t *cap)
+/* The longest task LPT makes of the units (order: longest first) with nb
+ * tasks. Only the loads matter here: which of two equally loaded tasks a
+ * unit goes to leaves the same loads. heap: nb entries of scratch. */
+static uint64_t shard_lpt_longest(const struct shard_units *l,
+				  const size_t *order, size_t nb,
+				  uint64_t *heap)
 {
-	size_t nb = slots < l->n ? slots : l->n;
+	uint64_t longest = 0;
+	size_t i;
+
+	/* A min-heap of loads; all zero is a valid heap. */
+	for (i = 0; i < nb; i++)
+		heap[i] = 0;
+	for (i = 0; i < l->n; i++) {
+		size_t k = 0;
+
+		heap[0] += l->u[order[i]].us;
+		for (;;) {
+			size_t a = 2 * k + 1, b = a + 1, m = k;
+			uint64_t tmp;
+
+			if (a < nb && heap[a] < heap[m])
+				m = a;
+			if (b < nb && heap[b] < heap[m])
+				m = b;
+			if (m == k)
+				break;
+			tmp = heap[k];
+			heap[k] = heap[m];
+			heap[m] = tmp;
+			k = m;
+		}
+	}
+	for (i = 0; i < nb; i++)
+		if (heap[i] > longest)
+			longest = heap[i];
+	return longest;
+}
+
+/* The task counts tried: every count up to 128, then steps of about 3 %
+ * (the expected makespan changes smoothly there), and max itself. */
+static size_t shard_next_count(size_t t, size_t max)
+{
+	size_t next = t < 128 ? t + 1 : t + t / 32;
+
+	if (t < max && next > max)
+		next = max;
+	return next;
+}
+
+/* How many tasks to pack the units into: the T <= min(slots, units)
+ * minimising the expected makespan when the T tasks start at once --
+ * shard_startup_at(T) plus the longest task LPT makes -- and of the
+ * counts within SHARD_AUTO_TOLERANCE_PCT % of that least value the
+ * smallest: a task more costs a start-up of CPU for next to nothing. A
+ * count whose lower bound (its start-up plus max(total / T, longest unit))
+ * is no better than the best so far is not packed: it cannot be picked. */
+static size_t shard_auto_count(const struct shard_units *l, const size_t *order,
+			       unsigned slots, const struct shard_startup *st,
+			       uint64_t total)
+{
+	size_t maxb = slots < l->n ? slots : l->n;
+	uint64_t *heap = xcalloc(maxb, sizeof(*heap));
+	uint64_t *pred = xcalloc(maxb + 1, sizeof(*pred));
+	uint64_t best = UINT64_MAX, unit = l->u[order[0]].us, limit;
+	size_t t, pick = maxb;
+
+	for (t = 1; t <= maxb; t = shard_next_count(t, maxb)) {
+		uint64_t su = shard_to_us(shard_startup_at(st, (unsigned)t));
+		uint64_t share = total / t + (total % t != 0);
+		uint64_t lb = su + (share > unit ? share : unit);
+
+		pred[t] = UINT64_MAX;
+		if (lb >= best)
+			continue;
+		pred[t] = su + shard_lpt_longest(l, order, t, heap);
+		if (pred[t] < best)
+			best = pred[t];
+	}
+	limit = best + best / 100 * SHARD_AUTO_TOLERANCE_PCT;
+	for (t = 1; t <= maxb; t = shard_next_count(t, maxb)) {
+		if (pred[t] <= limit) {
+			pick = t;
+			break;
+		}
+	}
+	free(pred);
+	free(heap);
+	return pick;
+}
+
+/* The task with the most work (the lowest number on ties). */
+static size_t shard_busiest(const struct shard_acc *bins, size_t nb)
+{
+	size_t m = 0, i;
+
+	for (i = 1; i < nb; i++)
+		if (bins[i].us > bins[m].us)
+			m = i;
+	return m;
+}
+
+/* Evens out an LPT packing: while moving a unit of the busiest task to
+ * the least-loaded one, or swapping it with a smaller unit of another
+ * task, leaves both below the busiest task's load, the step that leaves
+ * the lower of the two maxima is taken (the first found on ties: units
+ * and tasks in number order). Every step lowers the busiest load or the
+ * number of tasks carrying it, so it ends; SHARD_REFINE_WORK bounds the
+ * pairs looked at. No task is emptied (a unit alone in the busiest task
+ * cannot go anywhere cheaper). bins: loads only (us); bin_of: the task
+ * of each unit. */
+static void shard_refine(const struct shard_units *l, size_t *bin_of,
+			 struct shard_acc *bins, size_t nb)
+{
+	uint64_t work = 0;
+
+	while (work < SHARD_REFINE_WORK) {
+		size_t m = shard_busiest(bins, nb), low = 0, u, v, i;
+		size_t bu = SIZE_MAX, bv = SIZE_MAX;
+		uint64_t lm = bins[m].us, best = lm;
+
+		for (i = 1; i < nb; i++)
+			if (bins[i].us < bins[low].us)
+				low = i;
+		for (u = 0; u < l->n; u++) {
+			uint64_t su = l->u[u].us, t;
+
+			if (bin_of[u] != m || su == 0)
+				continue;
+			/* Move: the least-loaded task is the best target. */
+			t = bins[low].us + su;
+			if (low != m && t < best) {
+				best = t > lm - su ? t : lm - su;
+				bu = u;
+				bv = SIZE_MAX;
+			}
+			/* Swap with a smaller unit elsewhere. */
+			for (v = 0; v < l->n; v++) {
+				uint64_t sv = l->u[v].us, a, b;
+
+				if (bin_of[v] == m || sv >= su)
+					continue;
+				a = lm - su + sv;
+				b = bins[bin_of[v]].us - sv + su;
+				if (a < best && b < best) {
+					best = a > b ? a : b;
+					bu = u;
+					bv = v;
+				}
+			}
+			work += l->n;
+		}
+		if (bu == SIZE_MAX)
+			return;
+		if (bv == SIZE_MAX) {
+			bins[m].us -= l->u[bu].us;
+			bins[low].us += l->u[bu].us;
+			bin_of[bu] = low;
+		} else {
+			size_t o = bin_of[bv];
+
+			bins[m].us = bins[m].us - l->u[bu].us + l->u[bv].us;
+			bins[o].us = bins[o].us - l->u[bv].us + l->u[bu].us;
+			bin_of[bu] = o;
+			bin_of[bv] = m;
+		}
+	}
+}
+
+/* Packs the units (order: longest first) into nb tasks by LPT: longest
+ * unit first onto the least-loaded task (lowest task number on ties);
+ * then shard_refine. Frees the units. */
+static void shard_auto_lpt(const struct shard_input *in, struct shard_units *l,
+			   const size_t *order, size_t nb, struct shard_plan *p,
+			   size_t *cap)
+{
 	struct shard_acc *bins = xcalloc(nb, sizeof(*bins));
 	size_t *heap = xcalloc(nb, sizeof(*heap));
-	size_t *order = xcalloc(l->n, sizeof(*order));
+	size_t *bin_of = xcalloc(l->n, sizeof(*bin_of));
 	size_t i, k;
 
-	for (i = 0; i < l->n; i++)
-		order[i] = i;
-	qsort_r(order, l->n, sizeof(*order), shard_cmp_unit, l);
-	/* The nb longest units open the nb tasks (what LPT does anyway, but
-	 * also for units of 0 s: no task stays empty). */
+	/* Loads first: the nb longest units open the nb tasks (what LPT
+	 * does anyway, but also for units of 0 s: no task stays empty). */
 	for (i = 0; i < l->n; i++) {
-		const struct shard_acc *u = &l->u[order[i]];
 		size_t b = i < nb ? i : heap[0];
 
-		for (k = 0; k < u->n; k++)
-			shard_acc_add(&bins[b], u->idx[k], in->us[u->idx[k]]);
+		bin_of[order[i]] = b;
+		bins[b].us += l->u[order[i]].us;
 		if (i + 1 == nb) {
 			for (k = 0; k < nb; k++)
 				heap[k] = k;
@@ -457,16 +628,45 @@ static void shard_auto_lpt(const struct shard_input *in, struct shard_units *l,
 			shard_heap_down(heap, nb, bins, 0);
 		}
 	}
-	/* shard_acc_flush puts each task's tests in collection order. */
+	shard_refine(l, bin_of, bins, nb);
+	/* Then the tests; shard_acc_flush puts each task's tests in
+	 * collection order. */
+	for (i = 0; i < nb; i++)
+		bins[i].us = 0;
+	for (i = 0; i < l->n; i++) {
+		const struct shard_acc *u = &l->u[i];
+
+		for (k = 0; k < u->n; k++)
+			shard_acc_add(&bins[bin_of[i]], u->idx[k],
+				      in->us[u->idx[k]]);
+	}
 	for (i = 0; i < nb; i++)
 		shard_acc_flush(&bins[i], p, cap);
 	for (i = 0; i < l->n; i++)
 		free(l->u[i].idx);
 	free(l->u);
 	memset(l, 0, sizeof(*l));
-	free(order);
+	free(bin_of);
 	free(heap);
 	free(bins);
+}
+
+/* With history: the units packed by LPT into shard_auto_count() tasks. */
+static void shard_auto_pack(const struct shard_input *in, struct shard_units *l,
+			    unsigned slots, const struct shard_startup *st,
+			    uint64_t total, struct shard_plan *p, size_t *cap)
+{
+	size_t *order, i;
+
+	if (l->n == 0)
+		return;
+	order = xcalloc(l->n, sizeof(*order));
+	for (i = 0; i < l->n; i++)
+		order[i] = i;
+	qsort_r(order, l->n, sizeof(*order), shard_cmp_unit, l);
+	shard_auto_lpt(in, l, order,
+		       shard_auto_count(l, order, slots, st, total), p, cap);
+	free(order);
 }
 
 /* Auto: a file at most `target` long is one unit. In a longer file, every
@@ -475,10 +675,11 @@ static void shard_auto_lpt(const struct shard_input *in, struct shard_units *l,
  * at most `target` each. Without history (known false) units are packed in
  * collection order (next fit) into tasks of at most `target`. With history,
  * the target is a finer total / (slots * SHARD_AUTO_UNITS_PER_SLOT) and the
- * units are packed by LPT into min(slots, units) tasks: one balanced task
- * per slot, one start-up each. */
+ * units are packed by LPT into the number of tasks, at most one per slot,
+ * with the least expected makespan (shard_auto_count). */
 static void shard_auto(const struct shard_input *in, size_t n, unsigned slots,
-		       int known, struct shard_plan *p, size_t *cap)
+		       int known, const struct shard_startup *st,
+		       struct shard_plan *p, size_t *cap)
 {
 	struct shard_acc task = {0};
 	struct shard_units list = {0};
@@ -496,7 +697,7 @@ static void shard_auto(const struct shard_input *in, size_t n, unsigned slots,
 		if (target == 0)
 			target = 1;
 	} else {
-		target = shard_auto_target(total, slots);
+		target = shard_auto_target(total, slots, st);
 	}
 	g = shard_groups(in, n, order, &ng);
 	for (i = 0; i < ng; i++) {
@@ -531,7 +732,7 @@ static void shard_auto(const struct shard_input *in, size_t n, unsigned slots,
 	}
 	shard_acc_flush(&task, p, cap);
 	if (units != NULL)
-		shard_auto_lpt(in, units, slots, p, cap);
+		shard_auto_pack(in, units, slots, st, total, p, cap);
 	free(g);
 	free(small);
 	free(order);
@@ -580,9 +781,53 @@ double shard_unknown_estimate(const double *est, size_t n, size_t *nknown)
 	return (double)shard_unknown_us(est, n, nknown) / 1e6;
 }
 
+double shard_startup_default(const char *runner)
+{
+	if (runner != NULL && strcmp(runner, "playwright") == 0)
+		return SHARD_STARTUP_PLAYWRIGHT_S;
+	return SHARD_STARTUP_S;
+}
+
+static double shard_nonneg(double x)
+{
+	return isfinite(x) && x > 0 ? x : 0;
+}
+
+double shard_startup_at(const struct shard_startup *s, unsigned k)
+{
+	double v, lo, conc;
+
+	if (k == 0)
+		k = 1;
+	if (s == NULL)
+		return SHARD_STARTUP_S;
+	if (!s->learned) {
+		v = shard_nonneg(s->default_s);
+	} else {
+		conc = isfinite(s->concurrency) && s->concurrency >= 1
+			   ? s->concurrency
+			   : 1;
+		v = shard_nonneg(s->overhead_s) * k / conc;
+		lo = shard_nonneg(s->floor_s);
+		if (lo > shard_nonneg(s->overhead_s))
+			lo = shard_nonneg(s->overhead_s);
+		if (v < lo)
+			v = lo;
+	}
+	return v > 1e6 ? 1e6 : v;
+}
+
 void shard_plan_build(char *const *ids, const double *est, size_t n,
 		      unsigned slots, struct shard_mode mode,
 		      struct shard_plan *out)
+{
+	shard_plan_build_with(ids, est, n, slots, mode, NULL, out);
+}
+
+void shard_plan_build_with(char *const *ids, const double *est, size_t n,
+			   unsigned slots, struct shard_mode mode,
+			   const struct shard_startup *startup,
+			   struct shard_plan *out)
 {
 	struct shard_input in;
 	uint64_t *us, unknown;
@@ -620,10 +865,12 @@ void shard_plan_build(char *const *ids, const double *est, size_t n,
 		shard_auto(&in, n, slots,
 			   (uint64_t)nknown * 100 >=
 			       (uint64_t)n * SHARD_AUTO_KNOWN_PCT,
-			   out, &cap);
+			   startup, out, &cap);
 		break;
 	}
 	qsort(out->tasks, out->ntasks, sizeof(*out->tasks), shard_cmp_task);
+	out->startup_s = shard_startup_at(
+	    startup, out->ntasks < slots ? (unsigned)out->ntasks : slots);
 	free(flen);
 	free(us);
 }
@@ -640,6 +887,12 @@ void shard_plan_release(struct shard_plan *p)
 
 double shard_eta(const double *task_s, size_t n, unsigned slots)
 {
+	return shard_eta_with(task_s, NULL, n, slots);
+}
+
+double shard_eta_with(const double *task_s, const double *startup_s, size_t n,
+		      unsigned slots)
+{
 	double *load, end = 0;
 	size_t ns, i;
 
@@ -651,10 +904,11 @@ double shard_eta(const double *task_s, size_t n, unsigned slots)
 	/* A min-heap of slot loads; all zero is a valid heap. */
 	load = xcalloc(ns, sizeof(*load));
 	for (i = 0; i < n; i++) {
-		double d = isfinite(task_s[i]) && task_s[i] > 0 ? task_s[i] : 0;
+		double d = shard_nonneg(task_s[i]);
 		size_t k = 0;
 
-		load[0] += d + SHARD_STARTUP_S;
+		load[0] += d + (startup_s != NULL ? shard_nonneg(startup_s[i])
+						  : SHARD_STARTUP_S);
 		for (;;) {
 			size_t l = 2 * k + 1, r = l + 1, m = k;
 			double tmp;

@@ -2,7 +2,9 @@
  * stored value format and the smoothing (pure), then reading and writing
  * against a real, throwaway redis-server on a unix socket in a temporary
  * directory: batches, EWMA, the sweep of stale entries (a slice at a time),
- * the size cap, once-per-run recording and error replies. The Redis tests
+ * the size cap, once-per-run recording and error replies; and the start-up
+ * history: its value, the measurement of a run's overhead and concurrency
+ * (from records folded by the aggregator), its EWMA in Redis. The Redis tests
  * are skipped when redis-server is not installed; the server is killed on
  * every exit path (and by PR_SET_PDEATHSIG if this process dies). */
 #include <setjmp.h>
@@ -308,6 +310,178 @@ static void test_run_field(void **state)
 	free(f);
 }
 
+static void test_startup_value(void **state)
+{
+	const char *bad[] = {
+	    "",		 "1:2:3",    "1:2:3:4:5", "-1:2:3:4",  "1:0.5:3:4",
+	    "1:2:-3:4",	 "1:2:3:-4", "nan:2:3:4", "1:inf:3:4", "0x1:2:3:4",
+	    " 1:2:3:4",	 "1:2:3:4 ", "1:2:3:4x",  "1::3:4",    "1e999:2:3:4",
+	    "1:2:3:4.5", ":1:2:3:4"};
+	struct shard_startup st, in = {.learned = 1,
+				       .overhead_s = 0.412,
+				       .concurrency = 7.93,
+				       .floor_s = 0.301};
+	char buf[128];
+	long long t;
+	size_t i;
+
+	(void)state;
+	history_startup_format(&in, 1763700000, buf, sizeof(buf));
+	assert_string_equal(buf, "0.412:7.93:0.301:1763700000");
+	memset(&st, 0, sizeof(st));
+	st.default_s = 0.2;
+	assert_int_equal(history_startup_parse(buf, strlen(buf), &st, &t), 0);
+	assert_true(st.learned == 1 && st.overhead_s == 0.412 &&
+		    st.concurrency == 7.93 && st.floor_s == 0.301);
+	assert_true(st.default_s == 0.2); /* left alone */
+	assert_true(t == 1763700000);
+	assert_int_equal(history_startup_parse("0:1:0:0", 7, &st, &t), 0);
+	assert_true(st.overhead_s == 0 && st.concurrency == 1 && t == 0);
+	assert_int_equal(history_startup_parse("1e+06:1:0:5", 11, &st, &t), 0);
+	assert_true(st.overhead_s == 1e6);
+	/* Only len bytes count. */
+	assert_int_equal(history_startup_parse("1:2:3:4xyz", 7, &st, &t), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		st.overhead_s = 99;
+		assert_int_equal(
+		    history_startup_parse(bad[i], strlen(bad[i]), &st, &t), -1);
+		assert_true(st.overhead_s == 99);
+	}
+	memset(buf, '1', sizeof(buf));
+	buf[3] = buf[6] = buf[9] = ':';
+	assert_int_equal(history_startup_parse(buf, sizeof(buf), &st, &t), -1);
+	assert_int_equal(history_startup_parse("1:2\0:3:4", 8, &st, &t), -1);
+	/* The key of its own. */
+	{
+		char *k = history_startup_key("tf:durations:unit:450445e60dac");
+
+		assert_string_equal(k,
+				    "tf:durations:unit:450445e60dac:startup");
+		free(k);
+	}
+}
+
+/* The task times of test_startup_sample, as the aggregator keeps them. */
+static void add_record(struct aggregator *a, const char *task,
+		       const char *suite, enum task_status status, double start,
+		       double dur, const double *tests, size_t ntests)
+{
+	struct test_result tr[4];
+	struct task_result r;
+	char *ids[4] = {"t::a", "t::b", "t::c", "t::d"};
+	size_t i;
+
+	memset(&r, 0, sizeof(r));
+	memset(tr, 0, sizeof(tr));
+	r.run = "R";
+	r.task = (char *)task;
+	r.attempt = 1;
+	r.suite = (char *)suite;
+	r.phase = "default";
+	r.status = status;
+	r.started_at = start;
+	r.duration_s = dur;
+	for (i = 0; i < ntests && i < 4; i++) {
+		tr[i].id = ids[i];
+		tr[i].outcome = OUTCOME_PASSED;
+		tr[i].duration_s = tests[i];
+	}
+	r.tests = tr;
+	r.ntests = ntests < 4 ? ntests : 4;
+	aggregator_add(a, &r);
+}
+
+static void test_startup_sample(void **state)
+{
+	/* Start-ups (duration less tests), from the run's first start:
+	 *   a1 [0, 2)  a2 [0, 2)  b [1, 2)  a3 [4, 4.5)  a4 0 s at 6
+	 * a1 and a2 each see 2 start-ups open during [0, 1) and 3 during
+	 * [1, 2): 5 / 2 = 2.5 at once; a3 is alone (1); a4 takes no time
+	 * (tests longer than the task: 0) and does not count for the
+	 * concurrency. Suite a: overhead (2 + 2 + 0.5 + 0) / 4 = 1.125,
+	 * concurrency (2.5 + 2.5 + 1) / 3 = 2, floor (10th percentile of 4:
+	 * the smallest) 0. Suite b: 1 s, 3 at once, floor 1. Records that
+	 * did not complete, or left a test unfinished, do not count. */
+	struct aggregator *a = aggregator_new("R");
+	struct report *rep;
+	struct shard_startup st;
+	double one[] = {1}, two[] = {0.25, 0.25}, big[] = {9};
+	struct task_result unf;
+	char *unfinished[] = {"t::z"};
+
+	(void)state;
+	add_record(a, "a1", "a", TASK_COMPLETED, 1000, 3, one, 1);
+	add_record(a, "a2", "a", TASK_COMPLETED, 1000, 2.5, two, 2);
+	add_record(a, "b", "b", TASK_COMPLETED, 1001, 10, big, 1);
+	add_record(a, "a3", "a", TASK_COMPLETED, 1004, 1.5, one, 1);
+	add_record(a, "a4", "a", TASK_COMPLETED, 1006, 0.5, one, 1);
+	/* not counted: a crash, a record without tests, an unfinished test */
+	add_record(a, "x1", "a", TASK_CRASHED, 1000, 50, one, 1);
+	add_record(a, "x2", "a", TASK_COMPLETED, 1000, 50, NULL, 0);
+	memset(&unf, 0, sizeof(unf));
+	unf.run = "R";
+	unf.task = "x3";
+	unf.attempt = 1;
+	unf.suite = "a";
+	unf.phase = "default";
+	unf.status = TASK_COMPLETED;
+	unf.started_at = 1000;
+	unf.duration_s = 50;
+	unf.unfinished = unfinished;
+	unf.nunfinished = 1;
+	aggregator_add(a, &unf);
+	rep = aggregator_report(a);
+	assert_int_equal(rep->ntimes, 5);
+
+	assert_int_equal(
+	    history_startup_sample(rep->times, rep->ntimes, "a", &st), 0);
+	assert_int_equal(st.learned, 1);
+	assert_true(near(st.overhead_s, 1.125));
+	assert_true(near(st.concurrency, 2));
+	assert_true(near(st.floor_s, 0));
+	assert_int_equal(
+	    history_startup_sample(rep->times, rep->ntimes, "b", &st), 0);
+	assert_true(near(st.overhead_s, 1) && near(st.concurrency, 3) &&
+		    near(st.floor_s, 1));
+	assert_int_equal(
+	    history_startup_sample(rep->times, rep->ntimes, "c", &st), -1);
+	assert_int_equal(st.learned, 0);
+	assert_int_equal(history_startup_sample(NULL, 0, "a", &st), -1);
+	report_free(rep);
+	aggregator_free(a);
+}
+
+static void test_startup_sample_percentile(void **state)
+{
+	/* 20 tasks one after the other (1 at once), overheads 1..20 s: mean
+	 * 10.5, floor the 2nd smallest (nearest rank of 10 % of 20). Bad
+	 * times are skipped. */
+	struct report_task_time t[22];
+	struct shard_startup st;
+	double at = 5000;
+	size_t i;
+
+	(void)state;
+	memset(t, 0, sizeof(t));
+	for (i = 0; i < 20; i++) {
+		t[i].suite = "s";
+		t[i].started_at = at;
+		t[i].tests_s = 3;
+		t[i].duration_s = 3 + (double)(20 - i);
+		at += t[i].duration_s;
+	}
+	t[20].suite = "s";
+	t[20].started_at = 0; /* no start time */
+	t[20].duration_s = 100;
+	t[21].suite = "s";
+	t[21].started_at = 5000;
+	t[21].duration_s = NAN;
+	assert_int_equal(history_startup_sample(t, 22, "s", &st), 0);
+	assert_true(near(st.overhead_s, 10.5));
+	assert_true(near(st.floor_s, 2));
+	assert_true(near(st.concurrency, 1));
+}
+
 /* ---- against redis-server ------------------------------------------------ */
 
 static void test_record_and_load(void **state)
@@ -529,7 +703,9 @@ static void test_record_run_once(void **state)
 	char *suites[] = {"unit", "api"};
 	char *roots[] = {"/srv/app", "/srv/app"};
 	struct report_test tests[4];
+	struct report_task_time times[2];
 	struct report rep;
+	redisReply *r;
 	char fp_api[HISTORY_FP_LEN + 1];
 	char *field, *key_unit, *key_api;
 	long long now = 1763700000, seen;
@@ -557,6 +733,18 @@ static void test_record_run_once(void **state)
 	tests[3].duration_s = 2;
 	rep.tests = tests;
 	rep.ntests = 4;
+	/* One timed task of unit (0.5 s besides its tests); none of api. */
+	memset(times, 0, sizeof(times));
+	times[0].suite = "unit";
+	times[0].started_at = now - 10;
+	times[0].duration_s = 2;
+	times[0].tests_s = 1.5;
+	times[1].suite = "elsewhere";
+	times[1].started_at = now - 10;
+	times[1].duration_s = 3;
+	times[1].tests_s = 2;
+	rep.times = times;
+	rep.ntimes = 2;
 	field = history_run_field("pytest", suites, roots, 2);
 	history_fingerprint("pytest", "/srv/app", "api", fp_api);
 	key_unit = history_key("tf", "unit", "450445e60dac");
@@ -572,13 +760,24 @@ static void test_record_run_once(void **state)
 	stored(s->c, key_api, "a.py::skip", &d, &seen);
 	assert_true(d == 0);
 	assert_int_equal(cmd_int(s->c, "HEXISTS tf:run:R1 history_saved"), 1);
+	/* unit's start-up: its task's 0.5 s, with 2 starting at once (the
+	 * other suite's task started with it) */
+	r = cmd(s->c, "GET %s:startup", key_unit);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	assert_string_equal(r->str, "0.5:2:0.5:1763700000");
+	freeReplyObject(r);
+	assert_int_equal(cmd_int(s->c, "EXISTS %s:startup", key_api), 0);
 	/* Once per run: a second report folds nothing in. */
 	tests[0].duration_s = 100;
+	times[0].duration_s = 50;
 	assert_int_equal(history_record_run(s->c, "tf", "R1", field, &rep,
 					    now + 5, err, sizeof(err)),
 			 0);
 	stored(s->c, key_unit, "u.py::ok", &d, &seen);
 	assert_true(d == 1.5);
+	r = cmd(s->c, "GET %s:startup", key_unit);
+	assert_string_equal(r->str, "0.5:2:0.5:1763700000");
+	freeReplyObject(r);
 	/* No field (a run from before history): nothing. */
 	assert_int_equal(history_record_run(s->c, "tf", "R2", NULL, &rep, now,
 					    err, sizeof(err)),
@@ -589,12 +788,83 @@ static void test_record_run_once(void **state)
 	free(field);
 }
 
+static void test_startup_record_and_load(void **state)
+{
+	struct server *s = *state;
+	const char *key = "tf:durations:unit:000000000001";
+	struct shard_startup in = {
+	    .learned = 1, .overhead_s = 2, .concurrency = 10, .floor_s = 1};
+	struct shard_startup out;
+	redisReply *r;
+	char err[256];
+	long long seen;
+
+	NEED_SERVER(state);
+	memset(&out, 0, sizeof(out));
+	out.default_s = 0.2;
+	/* nothing yet */
+	assert_int_equal(
+	    history_startup_load(s->c, key, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.learned, 0);
+	/* the first sample sets it, with an expiry */
+	assert_int_equal(history_startup_record(s->c, key, &in, 1000, NULL, err,
+						sizeof(err)),
+			 0);
+	r = cmd(s->c, "GET %s:startup", key);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	assert_string_equal(r->str, "2:10:1:1000");
+	freeReplyObject(r);
+	assert_true(cmd_int(s->c, "TTL %s:startup", key) > 29 * 86400);
+	/* the durations hash is not touched */
+	assert_int_equal(cmd_int(s->c, "EXISTS %s", key), 0);
+	/* the next one is smoothed, figure by figure */
+	in.overhead_s = 12;
+	in.concurrency = 20;
+	in.floor_s = 11;
+	assert_int_equal(history_startup_record(s->c, key, &in, 2000, NULL, err,
+						sizeof(err)),
+			 0);
+	assert_int_equal(
+	    history_startup_load(s->c, key, &out, err, sizeof(err)), 1);
+	assert_int_equal(out.learned, 1);
+	assert_true(near(out.overhead_s, 5) && near(out.concurrency, 13) &&
+		    near(out.floor_s, 4));
+	assert_true(out.default_s == 0.2);
+	/* unreadable: not known, and the next sample replaces it */
+	freeReplyObject(cmd(s->c, "SET %s:startup garbage", key));
+	memset(&out, 0, sizeof(out));
+	assert_int_equal(
+	    history_startup_load(s->c, key, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.learned, 0);
+	assert_int_equal(history_startup_record(s->c, key, &in, 3000, NULL, err,
+						sizeof(err)),
+			 0);
+	r = cmd(s->c, "GET %s:startup", key);
+	assert_string_equal(r->str, "12:20:11:3000");
+	assert_int_equal(history_startup_parse(r->str, r->len, &out, &seen), 0);
+	assert_true(seen == 3000);
+	freeReplyObject(r);
+	/* a wrong type is an error */
+	freeReplyObject(cmd(s->c, "DEL %s:startup", key));
+	freeReplyObject(cmd(s->c, "HSET %s:startup x y", key));
+	err[0] = '\0';
+	assert_int_equal(history_startup_record(s->c, key, &in, 4000, NULL, err,
+						sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "startup"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
-	    cmocka_unit_test(test_fingerprint), cmocka_unit_test(test_key),
-	    cmocka_unit_test(test_value),	cmocka_unit_test(test_smooth),
+	    cmocka_unit_test(test_fingerprint),
+	    cmocka_unit_test(test_key),
+	    cmocka_unit_test(test_value),
+	    cmocka_unit_test(test_smooth),
 	    cmocka_unit_test(test_run_field),
+	    cmocka_unit_test(test_startup_value),
+	    cmocka_unit_test(test_startup_sample),
+	    cmocka_unit_test(test_startup_sample_percentile),
 	};
 	const struct CMUnitTest redis[] = {
 	    cmocka_unit_test_setup(test_record_and_load, flush_setup),
@@ -603,6 +873,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_sweep_slices, flush_setup),
 	    cmocka_unit_test_setup(test_cap, flush_setup),
 	    cmocka_unit_test_setup(test_record_run_once, flush_setup),
+	    cmocka_unit_test_setup(test_startup_record_and_load, flush_setup),
 	};
 	int failed;
 

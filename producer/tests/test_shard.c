@@ -393,7 +393,9 @@ static void test_auto_slow_test_alone_first(void **state)
 	 * known: 32 s, unit target 32 / (4 * 8) = 1 s. The file is over the
 	 * target, so the slow test is a unit of its own -- its task is queued
 	 * first -- and its 20 neighbours (2 s) are cut in two contiguous
-	 * chunks of 1 s; LPT gives each unit its own task. */
+	 * chunks of 1 s. The 30 s test sets the makespan whatever the count:
+	 * 2 tasks do as well as 3 or 4 for one start-up less each, so the two
+	 * chunks share the second task. */
 	char **ids = make_ids(1, 21);
 	double est[21];
 	struct shard_plan p;
@@ -405,18 +407,15 @@ static void test_auto_slow_test_alone_first(void **state)
 	est[10] = 30;
 	shard_plan_build(ids, est, 21, 4, mode_of("auto"), &p);
 	check_plan(&p, 21, est);
-	assert_int_equal(p.ntasks, 3);
+	assert_int_equal(p.ntasks, 2);
 	assert_int_equal(p.tasks[0].ntests, 1);
 	assert_int_equal(p.tasks[0].tests[0], 10);
 	assert_true(p.tasks[0].estimate_s == 30.0);
-	assert_int_equal(p.tasks[1].ntests, 10);
+	assert_int_equal(p.tasks[1].ntests, 20);
 	assert_int_equal(p.tasks[1].tests[0], 0);
-	assert_int_equal(p.tasks[1].tests[9], 9);
-	assert_int_equal(p.tasks[2].ntests, 10);
-	assert_int_equal(p.tasks[2].tests[0], 11);
-	for (i = 1; i < 3; i++)
-		assert_true(p.tasks[i].estimate_s > 0.999 &&
-			    p.tasks[i].estimate_s < 1.001);
+	assert_int_equal(p.tasks[1].tests[10], 11);
+	assert_true(p.tasks[1].estimate_s > 1.999 &&
+		    p.tasks[1].estimate_s < 2.001);
 	shard_plan_release(&p);
 	free_ids(ids, 21);
 }
@@ -534,8 +533,9 @@ static void assert_same_plan(const struct shard_plan *a,
 static void test_auto_history_one_task_per_slot(void **state)
 {
 	/* 600 tests in 30 files, skewed known durations: for 2, 8 and 32
-	 * slots exactly `slots` tasks, the longest within 5 % of the bound
-	 * max(total / slots, longest test); the same plan twice. */
+	 * slots exactly `slots` tasks (a slot's share is well above the
+	 * longest test), the longest within 0.5 % of the bound max(total /
+	 * slots, longest test); the same plan twice. */
 	const unsigned slotv[] = {2, 8, 32};
 	size_t n = 600, i, k;
 	char **ids = make_ids(30, 20);
@@ -558,7 +558,7 @@ static void test_auto_history_one_task_per_slot(void **state)
 		shard_plan_build(ids, est, n, slotv[k], mode_of("auto"), &a);
 		check_plan(&a, n, est);
 		assert_int_equal(a.ntasks, slotv[k]);
-		assert_true(plan_max(&a) <= bound * 1.05);
+		assert_true(plan_max(&a) <= bound * 1.005);
 		shard_plan_build(ids, est, n, slotv[k], mode_of("auto"), &b);
 		assert_same_plan(&a, &b);
 		shard_plan_release(&a);
@@ -570,10 +570,11 @@ static void test_auto_history_one_task_per_slot(void **state)
 
 static void test_auto_history_long_test_alone(void **state)
 {
-	/* One file: a 10 s test among 40 of 0.1 s, 4 slots. 14 s in all, a
-	 * slot's share 3.5 s: the 10 s test is alone in the first task, the
-	 * other 40 (cut in 10 chunks of 0.4 s at the 14 / 32 s unit target)
-	 * are spread over the 3 other tasks: 1.6, 1.2 and 1.2 s. */
+	/* One file: a 10 s test among 40 of 0.5 s, 4 slots. 30 s in all, a
+	 * slot's share 7.5 s: the 10 s test is alone in the first task and
+	 * sets the makespan. The other 40 (cut in 22 chunks of one or two
+	 * tests at the 30 / 32 s unit target) fill two tasks of 10 s: three
+	 * tasks end as soon as four would, two would take 20 s. */
 	char **ids = make_ids(1, 41);
 	double est[41];
 	struct shard_plan p;
@@ -581,18 +582,42 @@ static void test_auto_history_long_test_alone(void **state)
 
 	(void)state;
 	for (i = 0; i < 41; i++)
-		est[i] = 0.1;
+		est[i] = 0.5;
 	est[20] = 10;
 	shard_plan_build(ids, est, 41, 4, mode_of("auto"), &p);
 	check_plan(&p, 41, est);
-	assert_int_equal(p.ntasks, 4);
-	assert_int_equal(p.tasks[0].ntests, 1);
-	assert_int_equal(p.tasks[0].tests[0], 20);
-	for (i = 1; i < 4; i++)
-		assert_true(p.tasks[i].estimate_s > 1.19 &&
-			    p.tasks[i].estimate_s < 1.61);
+	assert_int_equal(p.ntasks, 3);
+	/* All three are 10 s: queued in order of their first test. */
+	assert_int_equal(p.tasks[2].ntests, 1);
+	assert_int_equal(p.tasks[2].tests[0], 20);
+	for (i = 0; i < 3; i++)
+		assert_true(p.tasks[i].estimate_s > 9.999 &&
+			    p.tasks[i].estimate_s < 10.001);
 	shard_plan_release(&p);
 	free_ids(ids, 41);
+}
+
+static void test_auto_history_refined(void **state)
+{
+	/* LPT's classic miss: 3, 3, 2, 2, 2 s (a file each) on 2 slots.
+	 * LPT gives 3 + 2 + 2 | 3 + 2 = 7 | 5; swapping a 3 for a 2 evens
+	 * it out: 3 + 3 | 2 + 2 + 2, 6 s each. */
+	char **ids = make_ids(5, 1);
+	double est[] = {3, 3, 2, 2, 2};
+	struct shard_plan p;
+
+	(void)state;
+	shard_plan_build(ids, est, 5, 2, mode_of("auto"), &p);
+	check_plan(&p, 5, est);
+	assert_int_equal(p.ntasks, 2);
+	assert_true(p.tasks[0].estimate_s == 6 && p.tasks[1].estimate_s == 6);
+	assert_int_equal(p.tasks[0].ntests, 2);
+	assert_int_equal(p.tasks[0].tests[0], 0);
+	assert_int_equal(p.tasks[0].tests[1], 1);
+	assert_int_equal(p.tasks[1].ntests, 3);
+	assert_int_equal(p.tasks[1].tests[0], 2);
+	shard_plan_release(&p);
+	free_ids(ids, 5);
 }
 
 static void test_auto_history_threshold(void **state)
@@ -653,8 +678,9 @@ static void test_auto_history_partial_keeps_old_plan(void **state)
 
 static void test_auto_history_fewer_units_than_slots(void **state)
 {
-	/* 3 known tests, 8 slots: 3 tasks; zero estimates leave no task
-	 * empty. */
+	/* 3 known tests, 8 slots: zero estimates leave no task empty; 1, 2
+	 * and 3 s make 2 tasks (3 | 2 + 1: 3 s, as with 3 tasks, for one
+	 * start-up less). */
 	char **ids = make_ids(1, 3);
 	double est[] = {0, 0, 0};
 	struct shard_plan p;
@@ -669,7 +695,10 @@ static void test_auto_history_fewer_units_than_slots(void **state)
 	est[2] = 3;
 	shard_plan_build(ids, est, 3, 8, mode_of("auto"), &p);
 	check_plan(&p, 3, est);
-	assert_int_equal(p.ntasks, 3);
+	assert_int_equal(p.ntasks, 2);
+	/* both 3 s: {1, 2 s} first (its first test comes first) */
+	assert_int_equal(p.tasks[1].ntests, 1);
+	assert_int_equal(p.tasks[1].tests[0], 2);
 	shard_plan_release(&p);
 	free_ids(ids, 3);
 }
@@ -794,6 +823,189 @@ static void test_eta(void **state)
 	assert_true(eta >= 8.0 / 3 && eta >= 3.0);
 }
 
+static void test_eta_with_startup(void **state)
+{
+	/* Queue order 3, 2, 2, 1 on 2 slots with start-ups 1, 0, 0.5, 0:
+	 * 4 | 2, then 2 + 0.5 -> slot 2 (4.5), then 1 -> slot 1 (5). */
+	double t[] = {3, 2, 2, 1};
+	double up[] = {1, 0, 0.5, 0};
+	double eta;
+
+	(void)state;
+	eta = shard_eta_with(t, up, 4, 2);
+	assert_true(eta > 4.9999 && eta < 5.0001);
+	/* NULL: SHARD_STARTUP_S each, as shard_eta */
+	assert_true(shard_eta_with(t, NULL, 4, 2) == shard_eta(t, 4, 2));
+	/* junk start-ups count 0 */
+	up[0] = NAN;
+	up[2] = -3;
+	eta = shard_eta_with(t, up, 4, 2);
+	assert_true(eta > 3.9999 && eta < 4.0001);
+}
+
+static void test_startup_default(void **state)
+{
+	(void)state;
+	assert_true(shard_startup_default("pytest") == SHARD_STARTUP_S);
+	assert_true(shard_startup_default(NULL) == SHARD_STARTUP_S);
+	assert_true(shard_startup_default("command") == SHARD_STARTUP_S);
+	assert_true(shard_startup_default("playwright") ==
+		    SHARD_STARTUP_PLAYWRIGHT_S);
+	assert_true(SHARD_STARTUP_PLAYWRIGHT_S > SHARD_STARTUP_S);
+}
+
+static void test_startup_at(void **state)
+{
+	struct shard_startup d = {.default_s = 0.3};
+	struct shard_startup l = {.default_s = 0.3,
+				  .learned = 1,
+				  .overhead_s = 8,
+				  .concurrency = 32,
+				  .floor_s = 1};
+	struct shard_startup bad = l;
+
+	(void)state;
+	/* NULL: the constant; not learned: the default, any concurrency */
+	assert_true(shard_startup_at(NULL, 5) == SHARD_STARTUP_S);
+	assert_true(shard_startup_at(&d, 1) == 0.3);
+	assert_true(shard_startup_at(&d, 100) == 0.3);
+	/* learned: in proportion to the tasks starting at once -- 8 s
+	 * measured with 32 at once is 0.25 s per concurrent start -- but
+	 * not below the floor; k 0 counts as 1 */
+	assert_true(shard_startup_at(&l, 32) == 8);
+	assert_true(shard_startup_at(&l, 64) == 16);
+	assert_true(shard_startup_at(&l, 16) == 4);
+	assert_true(shard_startup_at(&l, 2) == 1);
+	assert_true(shard_startup_at(&l, 0) == 1);
+	/* a floor above the overhead is capped at it */
+	l.floor_s = 20;
+	assert_true(shard_startup_at(&l, 2) == 8);
+	/* junk: concurrency below 1 counts 1, NaN and negatives 0, huge
+	 * values are capped */
+	bad.concurrency = 0;
+	bad.floor_s = NAN;
+	assert_true(shard_startup_at(&bad, 3) == 24);
+	bad.overhead_s = -1;
+	assert_true(shard_startup_at(&bad, 3) == 0);
+	bad.overhead_s = INFINITY;
+	assert_true(shard_startup_at(&bad, 3) == 0);
+	bad.overhead_s = 1e300;
+	assert_true(shard_startup_at(&bad, 3) == 1e6);
+}
+
+/* 40 files of one 1 s test each, every estimate known. */
+static double *forty_seconds(char ***ids)
+{
+	double *est = xcalloc(40, sizeof(*est));
+	size_t i;
+
+	*ids = make_ids(40, 1);
+	for (i = 0; i < 40; i++)
+		est[i] = 1;
+	return est;
+}
+
+static void test_auto_history_fewest_tasks(void **state)
+{
+	/* 40 units of 1 s, 32 slots, start-up 0.2 s whatever the
+	 * concurrency: LPT gives ceil(40 / T) s, the expected makespan
+	 * 0.2 + ceil(40 / T): 2.2 s for any T from 20 to 32 -- 20 tasks of
+	 * 2 s, not 32 (12 of them 1 s) for twelve start-ups more. */
+	char **ids;
+	double *est = forty_seconds(&ids);
+	struct shard_plan p;
+	size_t i;
+
+	(void)state;
+	shard_plan_build(ids, est, 40, 32, mode_of("auto"), &p);
+	check_plan(&p, 40, est);
+	assert_int_equal(p.ntasks, 20);
+	for (i = 0; i < 20; i++)
+		assert_true(p.tasks[i].estimate_s == 2);
+	assert_true(p.startup_s == SHARD_STARTUP_S);
+	shard_plan_release(&p);
+	free(est);
+	free_ids(ids, 40);
+}
+
+static void test_auto_history_contention(void **state)
+{
+	/* The same 40 units on 32 slots, but the history measured 6.4 s of
+	 * start-up per task while 32 started at once (a fleet with fewer
+	 * cores than slots): T tasks starting together cost 0.2 * T s each.
+	 * Expected makespan 0.2 T + ceil(40 / T): 5.8 s at T = 14 (2.8 +
+	 * 3), 6 s at 10 and 20, 9.6 s at 32. So 14 tasks: 12 of 3 s and 2
+	 * of 2 s, each expected to start in 2.8 s. */
+	struct shard_startup st = {.default_s = SHARD_STARTUP_S,
+				   .learned = 1,
+				   .overhead_s = 6.4,
+				   .concurrency = 32,
+				   .floor_s = 0};
+	char **ids;
+	double *est = forty_seconds(&ids);
+	struct shard_plan p, q;
+	size_t i;
+
+	(void)state;
+	shard_plan_build_with(ids, est, 40, 32, mode_of("auto"), &st, &p);
+	check_plan(&p, 40, est);
+	assert_int_equal(p.ntasks, 14);
+	for (i = 0; i < 14; i++)
+		assert_true(p.tasks[i].estimate_s == (i < 12 ? 3 : 2));
+	assert_true(p.startup_s > 2.7999 && p.startup_s < 2.8001);
+	/* the same history, the same plan */
+	shard_plan_build_with(ids, est, 40, 32, mode_of("auto"), &st, &q);
+	assert_same_plan(&p, &q);
+	shard_plan_release(&q);
+	shard_plan_release(&p);
+	/* On 8 slots the balance wins: 8 tasks of 5 s (0.2 * 8 + 5 = 6.6 s;
+	 * 7 tasks would be 1.4 + 6). */
+	shard_plan_build_with(ids, est, 40, 8, mode_of("auto"), &st, &p);
+	check_plan(&p, 40, est);
+	assert_int_equal(p.ntasks, 8);
+	assert_true(p.startup_s > 1.5999 && p.startup_s < 1.6001);
+	shard_plan_release(&p);
+	/* Start-up dearer than the work: one task (30 s measured per task
+	 * with 1 at once: 30 + 40 beats 60 + 20, 90 + 14, ...). */
+	st.overhead_s = 30;
+	st.concurrency = 1;
+	shard_plan_build_with(ids, est, 40, 32, mode_of("auto"), &st, &p);
+	check_plan(&p, 40, est);
+	assert_int_equal(p.ntasks, 1);
+	shard_plan_release(&p);
+	free(est);
+	free_ids(ids, 40);
+}
+
+static void test_auto_startup_sets_task_floor(void **state)
+{
+	/* No history: 400 files of one test, 20 s at the 0.05 s default, 2
+	 * slots. With pytest's 0.2 s start-up the smallest task is 1 s and
+	 * the target 20 / 8 = 2.5 s: 8 tasks. With Playwright's 1.5 s it is
+	 * 7.5 s: tasks of 150 tests (7.5 s), 3 in all. */
+	size_t n = 400, i;
+	char **ids = make_ids(400, 1);
+	struct shard_startup pw = {.default_s =
+				       shard_startup_default("playwright")};
+	struct shard_plan p;
+
+	(void)state;
+	shard_plan_build(ids, NULL, n, 2, mode_of("auto"), &p);
+	assert_int_equal(p.ntasks, 8);
+	shard_plan_release(&p);
+	shard_plan_build_with(ids, NULL, n, 2, mode_of("auto"), &pw, &p);
+	check_plan(&p, n, NULL);
+	assert_int_equal(p.ntasks, 3);
+	assert_int_equal(p.tasks[0].ntests, 150);
+	assert_int_equal(p.tasks[1].ntests, 150);
+	assert_int_equal(p.tasks[2].ntests, 100);
+	assert_true(p.startup_s == SHARD_STARTUP_PLAYWRIGHT_S);
+	shard_plan_release(&p);
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
 static void test_format_duration(void **state)
 {
 	char b[32];
@@ -832,6 +1044,7 @@ int main(void)
 	    cmocka_unit_test(test_auto_file_at_target_stays_whole),
 	    cmocka_unit_test(test_auto_history_one_task_per_slot),
 	    cmocka_unit_test(test_auto_history_long_test_alone),
+	    cmocka_unit_test(test_auto_history_refined),
 	    cmocka_unit_test(test_auto_history_threshold),
 	    cmocka_unit_test(test_auto_history_partial_keeps_old_plan),
 	    cmocka_unit_test(test_auto_history_fewer_units_than_slots),
@@ -839,6 +1052,12 @@ int main(void)
 	    cmocka_unit_test(test_unknown_estimates_default),
 	    cmocka_unit_test(test_unknown_get_median),
 	    cmocka_unit_test(test_eta),
+	    cmocka_unit_test(test_eta_with_startup),
+	    cmocka_unit_test(test_startup_default),
+	    cmocka_unit_test(test_startup_at),
+	    cmocka_unit_test(test_auto_history_fewest_tasks),
+	    cmocka_unit_test(test_auto_history_contention),
+	    cmocka_unit_test(test_auto_startup_sets_task_floor),
 	    cmocka_unit_test(test_format_duration),
 	};
 
