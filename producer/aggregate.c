@@ -83,6 +83,10 @@ struct aggregator {
 	struct strmap test_map;
 	struct report_task_issue *issues;
 	size_t nissues, issues_cap;
+	struct report_artifact *arts;
+	size_t narts, arts_cap;
+	struct report_task_time *times;
+	size_t ntimes, times_cap;
 	unsigned tasks_expected;
 	unsigned duplicates;
 	unsigned lost;
@@ -379,6 +383,12 @@ void aggregator_free(struct aggregator *a)
 	for (i = 0; i < a->nissues; i++)
 		issue_release(&a->issues[i]);
 	free(a->issues);
+	for (i = 0; i < a->narts; i++)
+		report_artifact_release(&a->arts[i]);
+	free(a->arts);
+	for (i = 0; i < a->ntimes; i++)
+		free(a->times[i].suite);
+	free(a->times);
 	free(a->run);
 	free(a);
 }
@@ -602,6 +612,61 @@ static void test_retrying_in(struct aggregator *a, const struct task_result *r,
 	}
 }
 
+static void add_artifacts(struct aggregator *a, const struct task_result *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nartifacts; i++) {
+		const struct artifact *s = &r->artifacts[i];
+		struct report_artifact *d;
+
+		if (s->path == NULL)
+			continue;
+		if (a->narts == a->arts_cap) {
+			a->arts_cap = a->arts_cap ? a->arts_cap * 2 : 16;
+			a->arts = xreallocarray(a->arts, a->arts_cap,
+						sizeof(*a->arts));
+		}
+		d = &a->arts[a->narts++];
+		memset(d, 0, sizeof(*d));
+		d->task = xstrdup(r->task);
+		d->attempt = r->attempt > 0 ? r->attempt : 1;
+		d->path = xstrdup(s->path);
+		d->size = s->size;
+		d->url = dup_or_null(s->url);
+		d->error = dup_or_null(s->error);
+	}
+}
+
+/* A record that completed with a result for every test it ran: its
+ * timing, for the start-up the history learns. */
+static void add_time(struct aggregator *a, const struct task_result *r)
+{
+	struct report_task_time *d;
+	double tests = 0;
+	size_t i;
+
+	if (r->status != TASK_COMPLETED || r->ntests == 0 ||
+	    r->nunfinished > 0 || r->nretrying > 0 || !(r->started_at > 0) ||
+	    !isfinite(r->started_at) || !(r->duration_s >= 0) ||
+	    !isfinite(r->duration_s))
+		return;
+	for (i = 0; i < r->ntests; i++)
+		if (r->tests[i].duration_s > 0 &&
+		    isfinite(r->tests[i].duration_s))
+			tests += r->tests[i].duration_s;
+	if (a->ntimes == a->times_cap) {
+		a->times_cap = a->times_cap ? a->times_cap * 2 : 16;
+		a->times =
+		    xreallocarray(a->times, a->times_cap, sizeof(*a->times));
+	}
+	d = &a->times[a->ntimes++];
+	d->suite = xstrdup(r->suite != NULL ? r->suite : "default");
+	d->started_at = r->started_at;
+	d->duration_s = r->duration_s;
+	d->tests_s = tests;
+}
+
 static void add_issue(struct aggregator *a, const struct task_result *r,
 		      const char *phase)
 {
@@ -659,6 +724,8 @@ void aggregator_add(struct aggregator *a, const struct task_result *r)
 	a->task_ids[seq] = xstrdup(r->task);
 	strmap_put(&a->task_map, a->task_ids[seq], seq);
 	a->ntasks++;
+	add_artifacts(a, r);
+	add_time(a, r);
 	att = r->attempt > 0 ? r->attempt : 1;
 
 	phase = phase_get(a, r->phase != NULL ? r->phase : "default");
@@ -935,6 +1002,29 @@ struct report *aggregator_report(const struct aggregator *a)
 	if (rep->finished_at < rep->started_at)
 		rep->finished_at = rep->started_at;
 
+	rep->artifacts =
+	    a->narts ? xcalloc(a->narts, sizeof(*rep->artifacts)) : NULL;
+	rep->nartifacts = a->narts;
+	for (i = 0; i < a->narts; i++) {
+		const struct report_artifact *s = &a->arts[i];
+		struct report_artifact *d = &rep->artifacts[i];
+
+		d->task = xstrdup(s->task);
+		d->attempt = s->attempt;
+		d->path = xstrdup(s->path);
+		d->size = s->size;
+		d->url = dup_or_null(s->url);
+		d->error = dup_or_null(s->error);
+		d->file = dup_or_null(s->file);
+	}
+
+	rep->times = a->ntimes ? xcalloc(a->ntimes, sizeof(*rep->times)) : NULL;
+	rep->ntimes = a->ntimes;
+	for (i = 0; i < a->ntimes; i++) {
+		rep->times[i] = a->times[i];
+		rep->times[i].suite = xstrdup(a->times[i].suite);
+	}
+
 	if (a->cancelled)
 		rep->status = xstrdup("cancelled");
 	else if ((a->tasks_expected > 0 && a->ntasks < a->tasks_expected) ||
@@ -949,6 +1039,17 @@ struct report *aggregator_report(const struct aggregator *a)
 	free(bad);
 	free(items);
 	return rep;
+}
+
+void report_artifact_release(struct report_artifact *x)
+{
+	free(x->task);
+	free(x->path);
+	free(x->url);
+	free(x->error);
+	free(x->file);
+	free(x->fetch_error);
+	memset(x, 0, sizeof(*x));
 }
 
 void report_free(struct report *r)
@@ -968,6 +1069,12 @@ void report_free(struct report *r)
 	for (i = 0; i < r->nissues; i++)
 		issue_release(&r->issues[i]);
 	free(r->issues);
+	for (i = 0; i < r->nartifacts; i++)
+		report_artifact_release(&r->artifacts[i]);
+	free(r->artifacts);
+	for (i = 0; i < r->ntimes; i++)
+		free(r->times[i].suite);
+	free(r->times);
 	free(r->status);
 	free(r->run);
 	free(r);

@@ -45,6 +45,29 @@ struct report_task_issue {
 	char *worker;
 };
 
+/* A file a task attempt left in $TESTFLEET_ARTIFACTS (proto.h struct
+ * artifact), with where it landed once fetched. */
+struct report_artifact {
+	char *task;
+	uint32_t attempt;
+	char *path;  /* relative, as the worker listed it */
+	uint64_t size;
+	char *url;   /* uploaded there, or NULL (kept in Redis) */
+	char *error; /* the worker could not keep it: why; or NULL */
+	char *file;  /* the local copy (fetch_artifacts), or NULL */
+	char *fetch_error; /* kept, but fetch_artifacts failed: why */
+};
+
+/* How long a task attempt that completed with a result for each of its
+ * tests took, and how much of that its tests took: the rest is its
+ * start-up (docs/scheduling.md, the history learns it). */
+struct report_task_time {
+	char *suite;
+	double started_at; /* unix seconds */
+	double duration_s; /* the whole attempt, as the worker timed it */
+	double tests_s;	   /* the sum of its tests' durations */
+};
+
 struct report {
 	char *run;
 	char *status;	   /* passed | failed | error | cancelled */
@@ -60,6 +83,13 @@ struct report {
 	size_t nissues;
 	unsigned tasks_expected; /* 0 = unknown */
 	unsigned tasks_seen;
+	/* Appended: every record's artifacts, in arrival order. */
+	struct report_artifact *artifacts;
+	size_t nartifacts;
+	/* Appended: the timing of every record that completed with all its
+	 * tests' results (no unfinished or retrying ones), arrival order. */
+	struct report_task_time *times;
+	size_t ntimes;
 };
 
 struct aggregator;
@@ -106,6 +136,7 @@ unsigned aggregator_duplicates(const struct aggregator *a);
 /* Builds the report; the aggregator stays usable. Caller frees. */
 struct report *aggregator_report(const struct aggregator *a);
 void report_free(struct report *r);
+void report_artifact_release(struct report_artifact *x);
 
 /* The run's status (aggregator_report): "cancelled"; else "error" when
  * tasks are missing or lost; else "failed" when a required phase failed

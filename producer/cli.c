@@ -43,6 +43,9 @@ enum cli_opt {
 	OPT_PLAYWRIGHT,
 	OPT_GREP,
 	OPT_SKIPPREFLIGHT,
+	OPT_ARTIFACTS,
+	OPT_KEEPARTIFACTS,
+	OPT_INCLUDE,
 	OPT_COUNT
 };
 
@@ -96,6 +99,9 @@ static const struct cli_option cli_options[OPT_COUNT] = {
     [OPT_PLAYWRIGHT] = {"playwright", 0, 1, ON_RUNLIKE | ON_LATER},
     [OPT_GREP] = {"grep", 0, 1, ON_RUNLIKE | ON_LATER},
     [OPT_SKIPPREFLIGHT] = {"skip-preflight", 0, 0, ON_RUNLIKE | ON_LATER},
+    [OPT_INCLUDE] = {"include", 0, 1, ON_RUNLIKE | ON_LATER},
+    [OPT_ARTIFACTS] = {"artifacts", 0, 1, ON_RUN | ON_WATCH | ON_REPORT},
+    [OPT_KEEPARTIFACTS] = {"keep-artifacts", 0, 0, ON_RUNLIKE},
 };
 
 static const char *const cli_commands[] = {
@@ -126,6 +132,65 @@ static int cli_number(const char *opt, const char *s, long min, long max,
 	}
 	*out = v;
 	return 0;
+}
+
+#define CLI_MAX_INCLUDE 100 /* names of --include, all uses together */
+#define CLI_MAX_NAME 128    /* as config.c's names */
+
+/* --include NAME[,NAME...]: adds each name (copied) to c->include, once;
+ * "all" sets c->include_all. Names are [A-Za-z0-9_.-]+, as in exclude:. */
+static int cli_include(struct cli *c, const char *spelled, const char *val,
+		       char *err, size_t errlen)
+{
+	const char *p = val;
+
+	for (;;) {
+		size_t len = strcspn(p, ","), i, ok;
+		char *name;
+
+		ok = len > 0 && len <= CLI_MAX_NAME;
+		for (i = 0; ok && i < len; i++) {
+			unsigned char ch = (unsigned char)p[i];
+
+			ok = (ch >= 'A' && ch <= 'Z') ||
+			     (ch >= 'a' && ch <= 'z') ||
+			     (ch >= '0' && ch <= '9') || ch == '_' ||
+			     ch == '.' || ch == '-';
+		}
+		if (!ok) {
+			snprintf(err, errlen,
+				 "option %s: bad name \"%.*s\" in \"%.100s\" "
+				 "(names of markers or tags: letters, digits, "
+				 "\"_\", \".\", \"-\"; or all)",
+				 spelled, (int)(len > 100 ? 100 : len), p, val);
+			return -1;
+		}
+		if (len == 3 && memcmp(p, "all", 3) == 0) {
+			c->include_all = 1;
+		} else {
+			name = xstrndup(p, len);
+			for (i = 0; i < c->ninclude; i++)
+				if (strcmp(c->include[i], name) == 0)
+					break;
+			if (i < c->ninclude) {
+				free(name);
+			} else if (c->ninclude == CLI_MAX_INCLUDE) {
+				free(name);
+				snprintf(err, errlen,
+					 "option %s: more than %d names",
+					 spelled, CLI_MAX_INCLUDE);
+				return -1;
+			} else {
+				c->include =
+				    xreallocarray(c->include, c->ninclude + 1,
+						  sizeof(*c->include));
+				c->include[c->ninclude++] = name;
+			}
+		}
+		if (p[len] == '\0')
+			return 0;
+		p += len + 1;
+	}
 }
 
 /* Stores one option's value. spelled is the option as typed ("-w",
@@ -225,6 +290,17 @@ static int cli_set(struct cli *c, enum cli_opt id, const char *spelled,
 	case OPT_SKIPPREFLIGHT:
 		c->skip_preflight = 1;
 		return 0;
+	case OPT_ARTIFACTS:
+		if (val[0] == '\0') {
+			snprintf(err, errlen, "option %s: empty folder name",
+				 spelled);
+			return -1;
+		}
+		c->artifacts = val;
+		return 0;
+	case OPT_KEEPARTIFACTS:
+		c->keep_artifacts = 1;
+		return 0;
 	case OPT_QUIET:
 		c->quiet = 1;
 		return 0;
@@ -253,6 +329,8 @@ static int cli_set(struct cli *c, enum cli_opt id, const char *spelled,
 	case OPT_GREP:
 		c->grep = val;
 		return 0;
+	case OPT_INCLUDE:
+		return cli_include(c, spelled, val, err, errlen);
 	case OPT_COUNT:
 		break;
 	}
@@ -472,6 +550,13 @@ int cli_parse(int argc, char **argv, struct cli *c, char *err, size_t errlen)
 
 void cli_release(struct cli *c)
 {
+	size_t i;
+
+	for (i = 0; i < c->ninclude; i++)
+		free(c->include[i]);
+	free(c->include);
+	c->include = NULL;
+	c->ninclude = 0;
 	free(c->args);
 	c->args = NULL;
 	c->nargs = 0;
@@ -523,6 +608,12 @@ void cli_usage(FILE *out)
 	      "  -m EXPR, -k EXPR       pytest marker / keyword selection\n"
 	      "  --grep EXPR            Playwright --grep (playwright "
 	      "suites)\n"
+	      "  --include NAME[,NAME]  run the tests the config's exclude: "
+	      "leaves out\n"
+	      "                         (pytest markers, Playwright tags), "
+	      "e.g. slow;\n"
+	      "                         repeatable; all lifts every "
+	      "exclusion\n"
 	      "  --phase NAME           run one phase of the config\n"
 	      "  --pytest CMD           pytest command (default: "
 	      "TESTFLEET_PYTEST or pytest)\n"
@@ -537,9 +628,15 @@ void cli_usage(FILE *out)
 	      "folder (no history)\n"
 	      "  --skip-preflight       do not run the config's preflight "
 	      "checks\n"
+	      "  --keep-artifacts       keep what tests leave in "
+	      "$TESTFLEET_ARTIFACTS, for a\n"
+	      "                         later --artifacts (run --artifacts "
+	      "implies it)\n"
 	      "\n"
 	      "Report options (run, watch, report):\n"
 	      "  --junit FILE, --json FILE, --markdown FILE\n"
+	      "  --artifacts DIR        bring the tasks' artifacts (traces, "
+	      "screenshots) to DIR\n"
 	      "\n"
 	      "Common options:\n"
 	      "  -c, --config FILE      testfleet.yaml to use (default: "

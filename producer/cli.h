@@ -58,6 +58,11 @@ struct cli {
 			       * borrowed strings) */
 	size_t nargs;
 	int skip_preflight;   /* --skip-preflight (appended) */
+	char **include;	      /* --include names (owned copies, once each) */
+	size_t ninclude;
+	int include_all;      /* --include all */
+	const char *artifacts; /* --artifacts DIR */
+	int keep_artifacts;    /* --keep-artifacts */
 };
 
 /* Parses argv[1..argc-1]. Options may come before or after the command;

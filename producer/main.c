@@ -21,6 +21,7 @@
 #include "config.h"
 #include "preflight.h"
 #include "discover.h"
+#include "fetch.h"
 #include "follow.h"
 #include "history.h"
 #include "keys.h"
@@ -122,7 +123,17 @@ struct main_job {
 	double *est;	  /* per id: history's estimate, -1 = unknown */
 	size_t nknown;	  /* ids with an estimate */
 	double unknown_s; /* what the unknown ones count (the median) */
+	/* what a task start costs: the history's, or the runner's default */
+	struct shard_startup startup;
 	char fp[HISTORY_FP_LEN + 1]; /* the history's fingerprint */
+	/* exclude: of its suite (config.h; none for the command runner or
+	 * without a config), and what is left of it after --include, as the
+	 * runner takes it: pytest's -m (mark then points here) or
+	 * Playwright's --grep-invert. */
+	char *const *excluded;
+	size_t nexcluded;
+	char *mark_own;
+	char *grep_invert;
 };
 
 static void main_install_signals(void)
@@ -386,6 +397,43 @@ static int main_check_outputs(const struct cli *cli)
 	return main_check_output("--markdown", cli->markdown);
 }
 
+/* --artifacts DIR: brings the run's artifacts there (before local mode's
+ * Redis goes away) and says what happened in one line on stderr, plus one
+ * per file that could not be fetched. A failure here never changes the
+ * exit code: the tests' results stand. */
+static void main_fetch(struct main_ctx *ctx, redisContext *c,
+		       struct report *rep)
+{
+	struct fetch_stats st;
+	char err[1024];
+	size_t i, shown = 0;
+
+	if (ctx->cli.artifacts == NULL || rep == NULL || c == NULL)
+		return;
+	if (fetch_artifacts(c, ctx->prefix, rep, ctx->cli.artifacts, &st, err,
+			    sizeof(err)) < 0) {
+		main_error("--artifacts: %s", err);
+		return;
+	}
+	for (i = 0; i < rep->nartifacts && shown < 10; i++) {
+		if (rep->artifacts[i].fetch_error == NULL)
+			continue;
+		main_error("artifact %s (task %s): %s", rep->artifacts[i].path,
+			   rep->artifacts[i].task,
+			   rep->artifacts[i].fetch_error);
+		shown++;
+	}
+	if (!ctx->cli.quiet)
+		fprintf(stderr,
+			"testfleet: artifacts: %u file%s (%.1f %s) in %s; %u "
+			"not kept by the workers, %u not fetched\n",
+			st.fetched, st.fetched == 1 ? "" : "s",
+			st.bytes >= (1u << 20) ? (double)st.bytes / (1u << 20)
+					       : (double)st.bytes / 1024,
+			st.bytes >= (1u << 20) ? "MiB" : "KiB",
+			ctx->cli.artifacts, st.not_kept, st.failed);
+}
+
 /* Prints the report and writes the requested files. Returns the exit
  * code: the report's, or 3 when a file could not be written. */
 static int main_report(struct main_ctx *ctx, struct report *rep)
@@ -463,6 +511,100 @@ static void main_job_release(struct main_job *j)
 	shard_plan_release(&j->plan);
 	free(j->est);
 	free(j->cwd);
+	free(j->mark_own);
+	free(j->grep_invert);
+}
+
+/* The job's exclusions that --include leaves in force, joined: for pytest
+ * "a or b", for Playwright "a|b" with the names' dots escaped (names are
+ * [A-Za-z0-9_.-]+, so nothing else is special in a regular expression).
+ * NULL when none is left. */
+static char *main_exclusions(const struct cli *cli, const struct main_job *j,
+			     int regex)
+{
+	struct buf b;
+	size_t i, k, n = 0;
+
+	if (cli->include_all)
+		return NULL;
+	buf_init(&b, 0);
+	for (i = 0; i < j->nexcluded; i++) {
+		const char *name = j->excluded[i];
+
+		for (k = 0; k < cli->ninclude; k++)
+			if (strcmp(cli->include[k], name) == 0)
+				break;
+		if (k < cli->ninclude)
+			continue;
+		if (n++ > 0)
+			buf_appendstr(&b, regex ? "|" : " or ");
+		for (k = 0; name[k] != '\0'; k++) {
+			if (regex && name[k] == '.')
+				buf_appendstr(&b, "\\");
+			buf_append(&b, &name[k], 1);
+		}
+	}
+	if (n == 0) {
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_detach(&b, NULL);
+}
+
+/* Applies the exclusions (docs/config.md, "exclude"): pytest's -m becomes
+ * "not (a or b)", or "(EXPR) and not (a or b)" with an -m of its own;
+ * Playwright gets --grep-invert "@(?:a|b)(?![\w-])" -- a tag is "@NAME"
+ * not followed by a letter, digit, "_" or "-". Discovery and the tasks
+ * both use them. */
+static void main_job_exclude(struct main_ctx *ctx, struct main_job *j)
+{
+	int pw = strcmp(j->runner, "playwright") == 0;
+	char *names;
+
+	if (!pw && strcmp(j->runner, "pytest") != 0)
+		return;
+	names = main_exclusions(&ctx->cli, j, pw);
+	if (names == NULL)
+		return;
+	if (pw)
+		j->grep_invert = xasprintf("@(?:%s)(?![\\w-])", names);
+	else if (j->mark != NULL)
+		j->mark_own = xasprintf("(%s) and not (%s)", j->mark, names);
+	else
+		j->mark_own = xasprintf("not (%s)", names);
+	if (j->mark_own != NULL)
+		j->mark = j->mark_own;
+	free(names);
+}
+
+/* Every --include NAME must name something a selected pytest or
+ * Playwright suite excludes: a typo must not pass silently. */
+static int main_check_includes(const struct main_ctx *ctx,
+			       const struct main_job *jobs, size_t njobs)
+{
+	const struct cli *cli = &ctx->cli;
+	size_t i, k, x;
+
+	for (i = 0; i < cli->ninclude; i++) {
+		int found = 0;
+
+		for (k = 0; k < njobs && !found; k++) {
+			if (strcmp(jobs[k].runner, "pytest") != 0 &&
+			    strcmp(jobs[k].runner, "playwright") != 0)
+				continue;
+			for (x = 0; x < jobs[k].nexcluded && !found; x++)
+				found = strcmp(jobs[k].excluded[x],
+					       cli->include[i]) == 0;
+		}
+		if (!found) {
+			main_error("--include: \"%s\" is not excluded by any "
+				   "selected suite (see exclude: in "
+				   "docs/config.md)",
+				   cli->include[i]);
+			return EXIT_USAGE;
+		}
+	}
+	return 0;
 }
 
 /* Fills the job's settings from a config suite (NULL = no config) and
@@ -524,7 +666,10 @@ static int main_job_settings(struct main_ctx *ctx, struct main_job *j,
 		j->npaths = s->npaths;
 		j->env = s->env;
 		j->nenv = s->nenv;
+		j->excluded =
+		    config_suite_exclude(&ctx->conf, s, &j->nexcluded);
 	}
+	main_job_exclude(ctx, j);
 	return 0;
 }
 
@@ -696,6 +841,7 @@ static enum discover_status main_discover_other(struct main_ctx *ctx,
 	po.cmd = ctx->playwright_str;
 	po.cwd = j->cwd;
 	po.grep = j->grep;
+	po.grep_invert = j->grep_invert;
 	po.paths = j->paths;
 	po.npaths = j->npaths;
 	po.env = j->env;
@@ -1003,6 +1149,7 @@ static int main_follow(struct main_ctx *ctx, redisContext **c, const char *run,
 		rep = aggregator_report(agg);
 		main_remember(ctx, *c, run, last, rep, 0);
 	}
+	main_fetch(ctx, *c, rep);
 	/* Local mode ends here, whatever happened, before any output. */
 	localmode_stop(*lm);
 	*lm = NULL;
@@ -1171,6 +1318,8 @@ static void main_plan_job(const struct main_ctx *ctx, redisContext *c,
 	j->est = xcalloc(j->disc.nids, sizeof(*j->est));
 	for (i = 0; i < j->disc.nids; i++)
 		j->est[i] = -1;
+	memset(&j->startup, 0, sizeof(j->startup));
+	j->startup.default_s = shard_startup_default(j->runner);
 	if (c != NULL) {
 		char *key = history_key(ctx->prefix, j->suite, j->fp);
 		long known = history_load(c, key, j->disc.ids, j->disc.nids,
@@ -1181,6 +1330,10 @@ static void main_plan_job(const struct main_ctx *ctx, redisContext *c,
 				 j->suite, err);
 		else
 			j->nknown = (size_t)known;
+		if (known >= 0 && history_startup_load(c, key, &j->startup, err,
+						       sizeof(err)) < 0)
+			log_warn("suite %s: start-up history not read: %s",
+				 j->suite, err);
 		free(key);
 	}
 	j->unknown_s = shard_unknown_estimate(j->est, j->disc.nids, NULL);
@@ -1191,8 +1344,8 @@ static void main_plan_job(const struct main_ctx *ctx, redisContext *c,
 	shard_mode_parse(j->shard, &mode, err, sizeof(err));
 	if (strcmp(j->runner, "command") == 0)
 		mode.kind = SHARD_TEST; /* one task per shard */
-	shard_plan_build(j->disc.ids, j->est, j->disc.nids, slots, mode,
-			 &j->plan);
+	shard_plan_build_with(j->disc.ids, j->est, j->disc.nids, slots, mode,
+			      &j->startup, &j->plan);
 	if (strcmp(j->runner, "command") == 0) {
 		size_t t;
 
@@ -1215,15 +1368,19 @@ static double main_eta(const struct main_job *jobs, size_t njobs,
 		       unsigned slots)
 {
 	size_t n = 0, k = 0, i, t;
-	double *v, eta;
+	double *v, *up, eta;
 
 	for (i = 0; i < njobs; i++)
 		n += jobs[i].plan.ntasks;
 	v = xcalloc(n ? n : 1, sizeof(*v));
+	up = xcalloc(n ? n : 1, sizeof(*up));
 	for (i = 0; i < njobs; i++)
-		for (t = 0; t < jobs[i].plan.ntasks; t++)
+		for (t = 0; t < jobs[i].plan.ntasks; t++) {
+			up[k] = jobs[i].plan.startup_s;
 			v[k++] = jobs[i].plan.tasks[t].estimate_s;
-	eta = shard_eta(v, n, slots);
+		}
+	eta = shard_eta_with(v, up, n, slots);
+	free(up);
 	free(v);
 	return eta;
 }
@@ -1252,9 +1409,16 @@ static void main_print_plan(const struct main_job *jobs, size_t njobs,
 		const struct main_job *j = &jobs[i];
 
 		printf("suite %s (phase %s, rootdir %s, history %zu/%zu, "
-		       "unknown tests count %.3fs)\n",
+		       "unknown tests count %.3fs, start-up %.3fs a task",
 		       j->suite, j->phase, j->disc.root, j->nknown,
-		       j->disc.nids, j->unknown_s);
+		       j->disc.nids, j->unknown_s, j->plan.startup_s);
+		if (j->startup.learned)
+			printf(" (history: %.3fs with %.1f starting at once, "
+			       "floor %.3fs))\n",
+			       j->startup.overhead_s, j->startup.concurrency,
+			       j->startup.floor_s);
+		else
+			printf(" (default))\n");
 		for (t = 0; t < j->plan.ntasks; t++) {
 			const struct shard_task *st = &j->plan.tasks[t];
 
@@ -1309,6 +1473,7 @@ static struct run_batch *main_batches(const struct main_job *jobs, size_t njobs,
 			v[k].mark = j->mark;
 			v[k].kexpr = j->kexpr;
 			v[k].grep = j->grep;
+			v[k].grep_invert = j->grep_invert;
 			v[k].argv = j->command;
 			v[k].nargv = j->ncommand;
 			v[k].timeout_s = j->timeout_s;
@@ -1434,6 +1599,8 @@ static int main_run(struct main_ctx *ctx, int submit)
 		goto out;
 	if ((code = main_plan_jobs(ctx, &jobs, &njobs)) != 0)
 		goto out;
+	if ((code = main_check_includes(ctx, jobs, njobs)) != 0)
+		goto out;
 	for (i = 0; i < njobs; i++) {
 		struct shard_mode mode;
 
@@ -1525,6 +1692,8 @@ static int main_run(struct main_ctx *ctx, int submit)
 	spec.run_timeout_s =
 	    cli->run_timeout_s >= 0 ? (unsigned)cli->run_timeout_s : 0;
 	spec.slots = slots;
+	spec.keep_artifacts =
+	    ctx->cli.keep_artifacts || ctx->cli.artifacts != NULL;
 	spec.eta_s = eta;
 	spec.history = history;
 	if (run_create(c, &spec, err, sizeof(err)) < 0) {
@@ -1653,6 +1822,7 @@ static int main_report_cmd(struct main_ctx *ctx)
 	 * (a submitted run nobody watched), and its keys' expiry renewed. */
 	if (!running)
 		main_remember(ctx, c, run, &ri, rep, 1);
+	main_fetch(ctx, c, rep);
 	code = main_report(ctx, rep);
 	if (running)
 		code = EXIT_INFRA;

@@ -552,7 +552,7 @@ enum discover_status playwright_discover(const struct playwright_opts *o,
 	struct proc_opts po = {0};
 	struct buf details, listing;
 	char err[1024], how[128];
-	char *copy = NULL, *tmp = NULL, *grep = NULL;
+	char *copy = NULL, *tmp = NULL, *grep = NULL, *grep_invert = NULL;
 	char *extra[3] = {NULL, NULL, "FORCE_COLOR=0"};
 	char **words = NULL, **argv = NULL, **envp = NULL;
 	const char *json;
@@ -591,6 +591,10 @@ enum discover_status playwright_discover(const struct playwright_opts *o,
 	if (o->grep != NULL) {
 		grep = xasprintf("--grep=%s", o->grep);
 		argv[k++] = grep;
+	}
+	if (o->grep_invert != NULL) {
+		grep_invert = xasprintf("--grep-invert=%s", o->grep_invert);
+		argv[k++] = grep_invert;
 	}
 	/* Playwright hands arguments after "--" to the configuration, not
 	 * to the test filter: the filters go as plain arguments (none
@@ -719,6 +723,7 @@ out:
 	free(extra[1]);
 	pw_envp_free(envp);
 	free(grep);
+	free(grep_invert);
 	free(argv);
 	free(words);
 	free(copy);

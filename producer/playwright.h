@@ -52,6 +52,7 @@ struct playwright_opts {
 	const struct kv *env; /* extra environment (the suite's) */
 	size_t nenv;
 	volatile sig_atomic_t *stop; /* set by a signal: give up */
+	const char *grep_invert; /* --grep-invert, or NULL (appended) */
 };
 
 /* Runs the listing and fills res like discover_run does for pytest

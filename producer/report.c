@@ -26,6 +26,7 @@
 #define CONSOLE_WIDTH 80
 #define CONSOLE_OUTPUT_LINES 20
 #define CONSOLE_MESSAGE_MAX 300
+#define CONSOLE_MAX_ARTIFACTS 30
 #define MD_MAX_ITEMS 200
 #define MD_MESSAGE_MAX 500
 #define MD_OUTPUT_LINES 20
@@ -328,6 +329,34 @@ static json_t *json_test(const struct report_test *t, int *failed)
 	return o;
 }
 
+static json_t *json_artifact(const struct report_artifact *a, int *failed)
+{
+	json_t *o = json_object();
+
+	if (o == NULL) {
+		*failed = 1;
+		return NULL;
+	}
+	jset(o, "task", jstr(a->task), failed);
+	jset(o, "attempt", json_integer(a->attempt), failed);
+	jset(o, "path", jstr(a->path), failed);
+	jset(o, "size", json_integer((json_int_t)a->size), failed);
+	jset(o, "stored",
+	     json_string(a->error != NULL ? "none"
+			 : a->url != NULL ? "url"
+					  : "redis"),
+	     failed);
+	if (a->url != NULL)
+		jset(o, "url", jstr(a->url), failed);
+	if (a->file != NULL)
+		jset(o, "file", jstr(a->file), failed);
+	if (a->error != NULL)
+		jset(o, "error", jstr(a->error), failed);
+	if (a->fetch_error != NULL)
+		jset(o, "fetch_error", jstr(a->fetch_error), failed);
+	return o;
+}
+
 /* The testfleet.report/1 document; NULL when jansson ran out of memory. */
 static json_t *json_report(const struct report *r)
 {
@@ -359,6 +388,17 @@ static json_t *json_report(const struct report *r)
 			arr, json_test(&r->tests[i], &failed)) != 0)
 			failed = 1;
 	jset(root, "tests", arr, &failed);
+
+	/* Only when some task kept artifacts: the key is optional. */
+	if (r->nartifacts > 0) {
+		arr = json_array();
+		for (i = 0; arr != NULL && i < r->nartifacts; i++)
+			if (json_array_append_new(
+				arr, json_artifact(&r->artifacts[i],
+						   &failed)) != 0)
+				failed = 1;
+		jset(root, "artifacts", arr, &failed);
+	}
 
 	if (failed) {
 		json_decref(root);
@@ -1125,6 +1165,72 @@ static void console_issues(FILE *out, const struct report *r, const char *red,
 	}
 }
 
+/* One line per phase that did not pass, when the run has phases: a
+ * skipped phase's tests never ran and appear nowhere else. */
+static void console_phases(FILE *out, const struct report *r, const char *red,
+			   const char *reset)
+{
+	const char *first_failed = NULL;
+	size_t i;
+
+	if (r->nphases < 2)
+		return;
+	for (i = 0; i < r->nphases; i++) {
+		const struct report_phase *p = &r->phases[i];
+		char *name = clean_line(p->name, CLEAN_TEXT, 0);
+
+		if (strcmp(p->status, "passed") == 0) {
+			free(name);
+			continue;
+		}
+		if (strcmp(p->status, "skipped") == 0)
+			fprintf(out, "%sPHASE%s %s skipped%s%s%s\n", red, reset,
+				name,
+				first_failed ? " (required phase " : "",
+				first_failed ? first_failed : "",
+				first_failed ? " failed)" : "");
+		else
+			fprintf(out, "%sPHASE%s %s %s%s (%u task%s ran)\n", red,
+				reset, name, p->status,
+				p->required ? "" : ", optional", p->tasks,
+				p->tasks == 1 ? "" : "s");
+		if (p->required && first_failed == NULL &&
+		    strcmp(p->status, "skipped") != 0)
+			first_failed = p->name;
+		free(name);
+	}
+}
+
+/* One line per artifact that was fetched, uploaded or lost (at most
+ * CONSOLE_MAX_ARTIFACTS, then a count). */
+static void console_artifacts(FILE *out, const struct report *r)
+{
+	size_t i;
+
+	if (r->nartifacts == 0)
+		return;
+	console_sep(out, "artifacts", NULL);
+	for (i = 0; i < r->nartifacts && i < CONSOLE_MAX_ARTIFACTS; i++) {
+		const struct report_artifact *a = &r->artifacts[i];
+		char *path = clean_line(a->file ? a->file : a->path,
+					CLEAN_TEXT, 0);
+		char *where = clean_line(a->error	  ? a->error
+					 : a->fetch_error ? a->fetch_error
+					 : a->file	  ? NULL
+							  : a->url,
+					 CLEAN_TEXT, CONSOLE_MESSAGE_MAX);
+
+		fprintf(out, "%s (task %s, %llu bytes)%s%s\n", path, a->task,
+			(unsigned long long)a->size, where ? ": " : "",
+			where ? where : "");
+		free(where);
+		free(path);
+	}
+	if (r->nartifacts > CONSOLE_MAX_ARTIFACTS)
+		fprintf(out, "... and %zu more (see the JSON report)\n",
+			r->nartifacts - CONSOLE_MAX_ARTIFACTS);
+}
+
 /* "== 3 failed, 15 passed in 12.34s (run X) ==", with the run status
  * when it is neither passed nor failed. */
 static void console_final(FILE *out, const struct report *r, int color)
@@ -1173,11 +1279,13 @@ void report_print_console(const struct report *r, FILE *out, int color)
 		console_sep(out, "short test summary info", NULL);
 	console_failures(out, r, red, reset);
 	console_issues(out, r, red, reset);
+	console_phases(out, r, red, reset);
 	if (strcmp(r->status, "error") == 0 && r->tasks_expected > 0 &&
 	    r->tasks_seen < r->tasks_expected)
 		fprintf(out,
 			"%sERROR%s run incomplete: %u of %u tasks "
 			"reported a result\n",
 			red, reset, r->tasks_seen, r->tasks_expected);
+	console_artifacts(out, r);
 	console_final(out, r, color);
 }

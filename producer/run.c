@@ -370,6 +370,7 @@ static void run_encode_task(const struct run_spec *s,
 	task.phase = (char *)bt->phase;
 	task.runner = bt->runner != NULL ? (char *)bt->runner : "pytest";
 	task.grep = (char *)bt->grep;
+	task.grep_invert = (char *)bt->grep_invert;
 	task.argv = (char **)bt->argv;
 	task.nargv = bt->nargv;
 	task.queue = (char *)bt->queue;
@@ -380,6 +381,7 @@ static void run_encode_task(const struct run_spec *s,
 	task.reruns = bt->reruns;
 	task.env = (struct kv *)bt->env;
 	task.nenv = bt->nenv;
+	task.keep_artifacts = s->keep_artifacts;
 	task.ntests = st->ntests;
 	task.tests = xcalloc(st->ntests + 1, sizeof(char *));
 	for (i = 0; i < st->ntests; i++)
@@ -1055,7 +1057,7 @@ void run_estimates_release(struct run_estimates *e)
 }
 
 /* The keys of one run, for expiry and the sweep; caller frees each. */
-#define RUN_NKEYS 5
+#define RUN_NKEYS 6
 static void run_keys(const char *prefix, const char *run, char *keys[RUN_NKEYS])
 {
 	keys[0] = key_run(prefix, run);
@@ -1063,6 +1065,7 @@ static void run_keys(const char *prefix, const char *run, char *keys[RUN_NKEYS])
 	keys[2] = key_done(prefix, run);
 	keys[3] = run_key_estimates(prefix, run);
 	keys[4] = key_plan(prefix, run);
+	keys[5] = key_artifacts(prefix, run);
 }
 
 /* The number of phases of a run, from its hash (0 when it has none or

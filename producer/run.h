@@ -33,6 +33,7 @@ struct run_batch {
 	const char *grep;   /* playwright --grep, NULL = none */
 	char *const *argv;  /* command runner: the program and arguments */
 	size_t nargv;
+	const char *grep_invert; /* playwright --grep-invert, NULL = none */
 };
 
 /* A phase of the run (DESIGN section 6, docs/delivery.md "Phases"). */
@@ -59,6 +60,7 @@ struct run_spec {
 	unsigned slots;		     /* the slots the plan was made for */
 	double eta_s;		     /* estimated wall time (shard_eta) */
 	const char *history; /* the history field (history.h), or NULL */
+	int keep_artifacts;  /* tasks keep $TESTFLEET_ARTIFACTS's files */
 };
 
 /* A finished run's keys live this long (EXPIRE when it ends); runs older

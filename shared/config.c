@@ -37,6 +37,7 @@
 #define CONFIG_MAX_PHASES 1000u
 #define CONFIG_MAX_PREFLIGHT 100u
 #define CONFIG_MAX_STATUSES 100u
+#define CONFIG_MAX_EXCLUDE 100u
 #define CONFIG_PREFLIGHT_TIMEOUT_MS 5000L
 #define CONFIG_MAX_DEPTH 64    /* nested mappings and lists */
 #define CONFIG_MAX_ANCHORS 100 /* libyaml looks anchors up linearly */
@@ -306,6 +307,62 @@ static int check_mapping(struct loader *L, const yaml_node_t *node,
 out:
 	free(keys);
 	return rc;
+}
+
+/* The known key closest to key -- at most two edits away, and fewer than
+ * half its length -- or NULL: "did you mean" for typos. */
+static const char *closest_key(const char *key, const char *const *known)
+{
+	unsigned row[33], prev[33];
+	const char *best = NULL;
+	size_t n = strlen(key), i, j, k;
+	unsigned best_d = 3;
+
+	if (n == 0 || n > 32)
+		return NULL;
+	for (k = 0; known[k] != NULL; k++) {
+		size_t m = strlen(known[k]);
+
+		if (m > 32)
+			continue;
+		for (j = 0; j <= m; j++)
+			prev[j] = (unsigned)j;
+		for (i = 1; i <= n; i++) {
+			row[0] = (unsigned)i;
+			for (j = 1; j <= m; j++) {
+				unsigned sub = prev[j - 1] +
+					       (key[i - 1] != known[k][j - 1]);
+				unsigned del = prev[j] + 1,
+					 ins = row[j - 1] + 1;
+
+				row[j] = sub < del ? sub : del;
+				if (ins < row[j])
+					row[j] = ins;
+			}
+			memcpy(prev, row, (m + 1) * sizeof(*row));
+		}
+		if (prev[m] < best_d && 2 * prev[m] < n) {
+			best_d = prev[m];
+			best = known[k];
+		}
+	}
+	return best;
+}
+
+/* "unknown key", with the closest known key when there is one, else hint
+ * (may be NULL). */
+static int fail_unknown(struct loader *L, const yaml_node_t *k,
+			const char *path, const char *const *known,
+			const char *hint)
+{
+	const char *near =
+	    closest_key((const char *)k->data.scalar.value, known);
+
+	if (near != NULL)
+		return fail(L, k, path, "unknown key (did you mean %s?)", near);
+	if (hint != NULL)
+		return fail(L, k, path, "unknown key (%s)", hint);
+	return fail(L, k, path, "unknown key");
 }
 
 /* ---- values ------------------------------------------------------------ */
@@ -789,6 +846,60 @@ fail:
 	return -1;
 }
 
+/* exclude: a list of names (or one name): pytest markers, Playwright tags.
+ * Unlike other lists it may be empty: a suite's "exclude: []" replaces the
+ * defaults with nothing. Names are [A-Za-z0-9_.-]+, listed once, and not
+ * a word of pytest's -m grammar. */
+static int get_exclude(struct loader *L, const yaml_node_t *node,
+		       const char *path, char ***out, size_t *nout)
+{
+	static const char *const words[] = {"and", "or", "not"};
+	char ipath[PATH_LEN], q[QUOTE_MAX * 4 + 8];
+	size_t i, k;
+
+	if (node->type == YAML_SEQUENCE_NODE &&
+	    node->data.sequence.items.top == node->data.sequence.items.start) {
+		*out = xcalloc(1, sizeof(**out));
+		*nout = 0;
+		return 0;
+	}
+	if (get_string_list(L, node, path, 1, LIST_ANY, out, nout) < 0)
+		return -1;
+	if (*nout > CONFIG_MAX_EXCLUDE)
+		return fail(L, node, path, "more than %u names",
+			    CONFIG_MAX_EXCLUDE);
+	for (i = 0; i < *nout; i++) {
+		const char *name = (*out)[i];
+		const yaml_node_t *item = node;
+
+		if (node->type == YAML_SEQUENCE_NODE) {
+			item = node_at(L, node->data.sequence.items.start[i]);
+			path_index(ipath, sizeof(ipath), path, i);
+		} else {
+			snprintf(ipath, sizeof(ipath), "%s", path);
+		}
+		quote(q, sizeof(q), name, strlen(name));
+		if (!valid_name(name, NULL))
+			return fail(L, item, ipath,
+				    "invalid name %s (a marker or tag name: 1 "
+				    "to %d letters, digits, \"_\", \".\", "
+				    "\"-\"; no \"@\")",
+				    q, CONFIG_MAX_NAME);
+		for (k = 0; k < sizeof(words) / sizeof(words[0]); k++)
+			if (strcmp(name, words[k]) == 0)
+				return fail(
+				    L, item, ipath,
+				    "%s cannot be a marker name (it is "
+				    "a word of pytest's -m expressions)",
+				    q);
+		for (k = 0; k < i; k++)
+			if (strcmp(name, (*out)[k]) == 0)
+				return fail(L, item, ipath, "%s listed twice",
+					    q);
+	}
+	return 0;
+}
+
 /* ---- shard ------------------------------------------------------------- */
 
 int config_check_shard(const char *mode, char *err, size_t errlen)
@@ -839,6 +950,7 @@ static void suite_release(struct suite_conf *s)
 	free(s->grep);
 	free(s->queue);
 	free(s->shard);
+	strv_free(s->exclude, s->nexclude);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -883,8 +995,14 @@ static int load_defaults(struct loader *L, const yaml_node_t *node,
 			rc = get_uint(L, v, path, 0, CONFIG_MAX_RETRIES, &u);
 			if (rc == 0)
 				c->retries = (int)u;
+		} else if (strcmp(key, "exclude") == 0) {
+			rc = get_exclude(L, v, path, &c->exclude, &c->nexclude);
 		} else {
-			rc = fail(L, k, path, "unknown key");
+			static const char *const known[] = {
+			    "redis", "prefix",	"workers", "shard", "timeout",
+			    "queue", "retries", "exclude", NULL};
+
+			rc = fail_unknown(L, k, path, known, NULL);
 		}
 		if (rc < 0)
 			return -1;
@@ -968,8 +1086,28 @@ static int load_suite(struct loader *L, const yaml_node_t *node,
 		} else if (strcmp(key, "max_concurrency") == 0) {
 			rc = get_uint(L, v, kpath, 0, CONFIG_MAX_CONCURRENCY,
 				      &s->max_concurrency);
+		} else if (strcmp(key, "exclude") == 0) {
+			rc =
+			    get_exclude(L, v, kpath, &s->exclude, &s->nexclude);
+			s->has_exclude = rc == 0;
 		} else {
-			rc = fail(L, k, kpath, "unknown key");
+			static const char *const known[] = {"runner",
+							    "paths",
+							    "command",
+							    "cwd",
+							    "env",
+							    "markers",
+							    "keyword",
+							    "grep",
+							    "timeout",
+							    "queue",
+							    "shard",
+							    "retries",
+							    "max_concurrency",
+							    "exclude",
+							    NULL};
+
+			rc = fail_unknown(L, k, kpath, known, NULL);
 		}
 		if (rc < 0)
 			return -1;
@@ -1114,7 +1252,11 @@ static int load_phase(struct loader *L, const yaml_node_t *node,
 		} else if (strcmp(key, "timeout") == 0) {
 			rc = get_seconds(L, v, kpath, &ph->timeout_s);
 		} else {
-			rc = fail(L, k, kpath, "unknown key");
+			static const char *const known[] = {
+			    "name",	"suites",  "required",
+			    "parallel", "timeout", NULL};
+
+			rc = fail_unknown(L, k, kpath, known, NULL);
 		}
 		if (rc < 0)
 			return -1;
@@ -1370,7 +1512,11 @@ static int load_retry(struct loader *L, const yaml_node_t *node,
 			cap_key = v;
 			rc = get_millis(L, v, path, &r->backoff_cap_ms);
 		} else {
-			rc = fail(L, k, path, "unknown key");
+			static const char *const known[] = {
+			    "max_attempts", "transient",   "transient_extra",
+			    "backoff_base", "backoff_cap", NULL};
+
+			rc = fail_unknown(L, k, path, known, NULL);
 		}
 		if (rc < 0)
 			return -1;
@@ -1560,7 +1706,12 @@ static int load_preflight_one(struct loader *L, const yaml_node_t *node,
 			if (rc == 0 && pf->timeout_ms == 0)
 				rc = fail(L, v, kpath, "must be more than 0");
 		} else {
-			rc = fail(L, k, kpath, "unknown key");
+			static const char *const known[] = {
+			    "name",   "http",	 "tcp", "redis",
+			    "status", "timeout", NULL};
+
+			rc = fail_unknown(L, k, kpath, known,
+					  "a check is one of http, tcp, redis");
 		}
 		if (rc < 0)
 			return -1;
@@ -1663,8 +1814,15 @@ static int load_root(struct loader *L, const yaml_node_t *root,
 		} else {
 			char path[PATH_LEN];
 
+			static const char *const known[] = {
+			    "defaults", "suites",    "phases",
+			    "retry",	"preflight", NULL};
+
 			path_key(path, sizeof(path), NULL, key);
-			return fail(L, k, path, "unknown key");
+			return fail_unknown(L, k, path, known,
+					    "the top level has defaults, "
+					    "suites, phases, retry, "
+					    "preflight");
 		}
 	}
 	c->retries = 0;
@@ -1707,9 +1865,140 @@ static int load_root(struct loader *L, const yaml_node_t *root,
 
 /* ---- entry points ------------------------------------------------------ */
 
-static void yaml_fail(struct loader *L, const yaml_parser_t *parser,
-		      const char *data, size_t len)
+/* Where the event parse is, as a key path, so a syntax error can name the
+ * key it is in: one frame per open mapping or list. */
+struct ev_frame {
+	size_t len; /* length of the path of the container itself */
+	int is_map;
+	int want_key; /* mapping: the next node is a key */
+	size_t index; /* list: the index of the next item */
+};
+
+struct ev_path {
+	struct ev_frame frames[CONFIG_MAX_DEPTH + 2];
+	int depth;
+	char path[PATH_LEN];
+};
+
+/* The path cut back to the first len bytes, then (when key is not NULL)
+ * with key appended, or (when key is NULL and index is not -1) [index]. */
+static void ev_set(struct ev_path *p, size_t len, const char *key, size_t index,
+		   int has_index)
 {
+	char parent[PATH_LEN];
+
+	memcpy(parent, p->path, len);
+	parent[len] = '\0';
+	if (key != NULL)
+		path_key(p->path, sizeof(p->path), parent, key);
+	else if (has_index)
+		path_index(p->path, sizeof(p->path), parent, index);
+	else
+		snprintf(p->path, sizeof(p->path), "%s", parent);
+}
+
+/* A node (scalar, alias, mapping or list) starts. */
+static void ev_node_begin(struct ev_path *p)
+{
+	struct ev_frame *f;
+
+	if (p->depth == 0)
+		return;
+	f = &p->frames[p->depth - 1];
+	if (!f->is_map)
+		ev_set(p, f->len, NULL, f->index++, 1);
+	else if (f->want_key)
+		ev_set(p, f->len, NULL, 0, 0);
+}
+
+/* A node ended; key is its text when it is a scalar. */
+static void ev_node_end(struct ev_path *p, const char *key)
+{
+	struct ev_frame *f;
+
+	if (p->depth == 0)
+		return;
+	f = &p->frames[p->depth - 1];
+	if (!f->is_map)
+		return;
+	if (f->want_key && key != NULL)
+		ev_set(p, f->len, key, 0, 0);
+	f->want_key = !f->want_key;
+}
+
+static void ev_push(struct ev_path *p, int is_map)
+{
+	struct ev_frame *f;
+
+	if (p->depth >= (int)(sizeof(p->frames) / sizeof(p->frames[0])))
+		return; /* deeper than allowed: reported by the caller */
+	f = &p->frames[p->depth++];
+	memset(f, 0, sizeof(*f));
+	f->len = strlen(p->path);
+	f->is_map = is_map;
+	f->want_key = 1;
+}
+
+static void ev_pop(struct ev_path *p)
+{
+	if (p->depth == 0)
+		return;
+	p->depth--;
+	ev_set(p, p->frames[p->depth].len, NULL, 0, 0);
+	ev_node_end(p, NULL);
+}
+
+/* The key a syntax error is in: the key whose value is being read, else
+ * the mapping or list being read ("" at the top). */
+static const char *ev_where(struct ev_path *p)
+{
+	const struct ev_frame *f;
+
+	if (p->depth == 0)
+		return p->path;
+	f = &p->frames[p->depth - 1];
+	if (!f->is_map || f->want_key)
+		ev_set(p, f->len, NULL, 0, 0);
+	return p->path;
+}
+
+/* Whether the problem libyaml found is a tab: at its place, or in the
+ * indentation it stopped in (libyaml words that "found character that
+ * cannot start any token" and the like). Columns count characters. */
+static int yaml_problem_is_tab(const yaml_parser_t *parser, const char *data,
+			       size_t len)
+{
+	size_t i = 0, line = 0, col = 0;
+	int tab_in_indent = 0;
+
+	while (i < len && line < parser->problem_mark.line) {
+		if (data[i] == '\n')
+			line++;
+		i++;
+	}
+	for (; i < len && (data[i] == ' ' || data[i] == '\t'); i++, col++) {
+		tab_in_indent |= data[i] == '\t';
+		if (col == parser->problem_mark.column && data[i] == '\t')
+			return 1;
+	}
+	if (parser->problem_mark.column <= col)
+		return tab_in_indent;
+	for (; i < len && data[i] != '\n'; i++) {
+		if (((unsigned char)data[i] & 0xC0) == 0x80)
+			continue;
+		if (col == parser->problem_mark.column)
+			return data[i] == '\t';
+		col++;
+	}
+	return 0;
+}
+
+/* Records a libyaml error as "FILE:LINE: [KEY.PATH: ]yaml: problem". */
+static void yaml_fail(struct loader *L, const yaml_parser_t *parser,
+		      const char *data, size_t len, const char *where)
+{
+	const char *problem =
+	    parser->problem != NULL ? parser->problem : "cannot parse";
 	size_t line;
 
 	if (parser->error == YAML_READER_ERROR) {
@@ -1723,12 +2012,20 @@ static void yaml_fail(struct loader *L, const yaml_parser_t *parser,
 				line++;
 	} else {
 		line = parser->problem_mark.line + 1;
+		if (parser->error == YAML_SCANNER_ERROR &&
+		    yaml_problem_is_tab(parser, data, len))
+			problem = "a tab character where YAML allows only "
+				  "spaces (indent with spaces)";
 	}
 	L->failed = 1;
-	if (L->err != NULL && L->errlen > 0)
+	if (L->err == NULL || L->errlen == 0)
+		return;
+	if (where != NULL && where[0] != '\0')
+		snprintf(L->err, L->errlen, "%s:%zu: %s: yaml: %s", L->name,
+			 line, where, problem);
+	else
 		snprintf(L->err, L->errlen, "%s:%zu: yaml: %s", L->name, line,
-			 parser->problem != NULL ? parser->problem
-						 : "cannot parse");
+			 problem);
 }
 
 /* Parses the events once to refuse what would make yaml_parser_load slow:
@@ -1740,6 +2037,7 @@ static int check_events(struct loader *L, const char *data, size_t len)
 {
 	yaml_parser_t parser;
 	yaml_event_t ev;
+	struct ev_path *where = xcalloc(1, sizeof(*where));
 	int depth = 0, rc = -1, done = 0;
 	size_t anchors = 0;
 
@@ -1748,29 +2046,41 @@ static int check_events(struct loader *L, const char *data, size_t len)
 		if (L->err != NULL && L->errlen > 0)
 			snprintf(L->err, L->errlen, "%s: yaml: out of memory",
 				 L->name);
+		free(where);
 		return -1;
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
 	while (!done) {
 		if (!yaml_parser_parse(&parser, &ev)) {
-			yaml_fail(L, &parser, data, len);
+			yaml_fail(L, &parser, data, len, ev_where(where));
 			goto out;
 		}
 		switch (ev.type) {
 		case YAML_MAPPING_START_EVENT:
 			depth++;
 			anchors += ev.data.mapping_start.anchor != NULL;
+			ev_node_begin(where);
+			ev_push(where, 1);
 			break;
 		case YAML_SEQUENCE_START_EVENT:
 			depth++;
 			anchors += ev.data.sequence_start.anchor != NULL;
+			ev_node_begin(where);
+			ev_push(where, 0);
 			break;
 		case YAML_SCALAR_EVENT:
 			anchors += ev.data.scalar.anchor != NULL;
+			ev_node_begin(where);
+			ev_node_end(where, (const char *)ev.data.scalar.value);
+			break;
+		case YAML_ALIAS_EVENT:
+			ev_node_begin(where);
+			ev_node_end(where, NULL);
 			break;
 		case YAML_MAPPING_END_EVENT:
 		case YAML_SEQUENCE_END_EVENT:
 			depth--;
+			ev_pop(where);
 			break;
 		case YAML_STREAM_END_EVENT:
 			done = 1;
@@ -1804,6 +2114,7 @@ static int check_events(struct loader *L, const char *data, size_t len)
 	rc = 0;
 out:
 	yaml_parser_delete(&parser);
+	free(where);
 	return rc;
 }
 
@@ -1842,7 +2153,7 @@ int config_load_buffer(const char *name, const char *data, size_t len,
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		yaml_fail(&L, &parser, data, len);
+		yaml_fail(&L, &parser, data, len, NULL);
 		goto out;
 	}
 	have_doc = 1;
@@ -1854,7 +2165,7 @@ int config_load_buffer(const char *name, const char *data, size_t len,
 		goto out;
 	}
 	if (!yaml_parser_load(&parser, &extra)) {
-		yaml_fail(&L, &parser, data, len);
+		yaml_fail(&L, &parser, data, len, NULL);
 		goto out;
 	}
 	if (yaml_document_get_root_node(&extra) != NULL) {
@@ -1919,6 +2230,7 @@ void config_release(struct config *c)
 	for (i = 0; i < c->npreflight; i++)
 		preflight_release(&c->preflight[i]);
 	free(c->preflight);
+	strv_free(c->exclude, c->nexclude);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -1931,6 +2243,17 @@ const struct suite_conf *config_suite(const struct config *c, const char *name)
 		    strcmp(c->suites[i].name, name) == 0)
 			return &c->suites[i];
 	return NULL;
+}
+
+char *const *config_suite_exclude(const struct config *c,
+				  const struct suite_conf *s, size_t *n)
+{
+	if (s != NULL && s->has_exclude) {
+		*n = s->nexclude;
+		return s->exclude;
+	}
+	*n = c->nexclude;
+	return c->exclude;
 }
 
 const struct phase_conf *config_phase(const struct config *c, const char *name)

@@ -27,6 +27,12 @@ struct suite_conf {
 	char *shard;        /* NULL = defaults.shard */
 	int retries;        /* -1 = defaults.retries */
 	unsigned max_concurrency; /* 0 = unlimited */
+	/* Appended: exclude: (docs/config.md) -- pytest markers or Playwright
+	 * tags left out unless --include names them. has_exclude: given,
+	 * replacing defaults.exclude (an empty list excludes nothing). */
+	char **exclude;
+	size_t nexclude;
+	int has_exclude;
 };
 
 struct phase_conf {
@@ -87,6 +93,10 @@ struct config {
 	/* Appended: the preflight: list, in file order (none when absent). */
 	struct preflight_conf *preflight;
 	size_t npreflight;
+	/* Appended: defaults.exclude, names [A-Za-z0-9_.-]+ (none when
+	 * absent). */
+	char **exclude;
+	size_t nexclude;
 };
 
 /* Returns 0, or -1 with "FILE:LINE: KEY: problem" in err (one line). On
@@ -102,6 +112,11 @@ const struct suite_conf *config_suite(const struct config *c,
 				      const char *name);
 const struct phase_conf *config_phase(const struct config *c,
 				      const char *name);
+
+/* The names suite s excludes: its own exclude: when it has one, else
+ * defaults.exclude. Borrowed; *n receives the count (may be 0). */
+char *const *config_suite_exclude(const struct config *c,
+				  const struct suite_conf *s, size_t *n);
 
 /* Validates a shard mode: "auto", "file", "test", "count:N" (N >= 1).
  * Returns 0, or -1 with a message naming the value. */

@@ -266,6 +266,64 @@ static void test_runner_options(void **state)
 	expect_error(ARGC(empty), empty, "option --playwright: empty command");
 }
 
+/* --include: repeatable, comma-separated, once per name; "all"; names as
+ * in the config's exclude:, run and submit only. */
+static void test_include(void **state)
+{
+	char *argv[] = {"testfleet",
+			"run",
+			"--include",
+			"slow",
+			"--include=destructive,slow.net",
+			"--include",
+			"slow",
+			"tests"};
+	char *all[] = {"testfleet", "submit", "--include", "smoke,all"};
+	char *e1[] = {"testfleet", "run", "--include", "slow,,x"};
+	char *e2[] = {"testfleet", "run", "--include", "@slow"};
+	char *e3[] = {"testfleet", "run", "--include", ""};
+	char *e4[] = {"testfleet", "watch", "r1", "--include", "slow"};
+	char *e5[] = {"testfleet", "run", "--include"};
+	struct cli c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(cli_parse(ARGC(argv), argv, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.ninclude, 3);
+	assert_string_equal(c.include[0], "slow");
+	assert_string_equal(c.include[1], "destructive");
+	assert_string_equal(c.include[2], "slow.net");
+	assert_int_equal(c.include_all, 0);
+	assert_int_equal(c.nargs, 1);
+	cli_release(&c);
+	assert_null(c.include);
+
+	assert_int_equal(cli_parse(ARGC(all), all, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.include_all, 1);
+	assert_int_equal(c.ninclude, 1);
+	assert_string_equal(c.include[0], "smoke");
+	cli_release(&c);
+
+	expect_error(ARGC(e1), e1,
+		     "option --include: bad name \"\" in \"slow,,x\" (names "
+		     "of markers or tags: letters, digits, \"_\", \".\", "
+		     "\"-\"; or all)");
+	expect_error(ARGC(e2), e2,
+		     "option --include: bad name \"@slow\" in \"@slow\" "
+		     "(names of markers or tags: letters, digits, \"_\", "
+		     "\".\", \"-\"; or all)");
+	expect_error(ARGC(e3), e3,
+		     "option --include: bad name \"\" in \"\" (names of "
+		     "markers or tags: letters, digits, \"_\", \".\", \"-\"; "
+		     "or all)");
+	expect_error(ARGC(e4), e4,
+		     "option --include does not apply to watch (see "
+		     "testfleet --help)");
+	expect_error(ARGC(e5), e5,
+		     "option --include requires an argument (see testfleet "
+		     "--help)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -277,6 +335,7 @@ int main(void)
 	    cmocka_unit_test(test_values_that_look_like_options),
 	    cmocka_unit_test(test_dry_run_and_no_cache),
 	    cmocka_unit_test(test_runner_options),
+	    cmocka_unit_test(test_include),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

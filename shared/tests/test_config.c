@@ -44,9 +44,50 @@ static const struct bad_case bad_cases[] = {
      "  - name: b\n    suites: [api, webb]\n",
      "t.yaml:7: phases[1].suites[1]: ", "unknown suite \"webb\""},
     {"suites:\n  api:\n    paths: [a\n",
-     "t.yaml:4: yaml: ", "did not find expected"},
+     "t.yaml:4: suites.api.paths: yaml: ", "did not find expected"},
     {"suites:\n  api: x: y\n",
-     "t.yaml:2: yaml: ", "mapping values are not allowed in this context"},
+     "t.yaml:2: suites: yaml: ",
+     "mapping values are not allowed in this context"},
+    {"suites: [unclosed\n  - {oops\n", "t.yaml:2: suites: yaml: ",
+     "did not find expected"},
+    {"suites:\n  api:\n\tpaths: [tests]\n", "t.yaml:3: suites.api: yaml: ",
+     "a tab character where YAML allows only spaces"},
+    {"suites:\n  api:\n    paths:\n    \t- tests\n",
+     "t.yaml:4: suites.api.paths: yaml: ", "a tab character"},
+    {"suites:\n  api:\n    env: {A: b\n  web: {}\n",
+     "t.yaml:4: suites.api.env: yaml: ", "did not find expected"},
+    {"suites:\n  api:\n    exclude: [slow, \"a b\"]\n",
+     "t.yaml:3: suites.api.exclude[1]: ", "invalid name \"a b\""},
+    {"suites:\n  api:\n    exclude: \"@slow\"\n",
+     "t.yaml:3: suites.api.exclude: ", "invalid name \"@slow\""},
+    {"defaults:\n  exclude: [not]\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.exclude[0]: ", "cannot be a marker name"},
+    {"suites:\n  api:\n    exclude:\n      - slow\n      - slow\n",
+     "t.yaml:5: suites.api.exclude[1]: ", "\"slow\" listed twice"},
+    {"suites:\n  api:\n    exclude:\n", "t.yaml:3: suites.api.exclude: ",
+     "expected a list of strings or a string, got nothing"},
+    {"suites:\n  api:\n    exclude: {slow: 1}\n",
+     "t.yaml:3: suites.api.exclude: ", "got a mapping"},
+    {"defaults:\n  exclude: [slow, [x]]\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.exclude[1]: ", "expected a string, got a list"},
+    {"defaults:\n  wokers: 3\nsuites:\n  api: {}\n",
+     "t.yaml:2: defaults.wokers: ", "unknown key (did you mean workers?)"},
+    {"suite:\n  api: {}\n", "t.yaml:1: suite: ",
+     "unknown key (did you mean suites?)"},
+    {"colour: red\nsuites:\n  api: {}\n", "t.yaml:1: colour: ",
+     "unknown key (the top level has defaults, suites, phases"},
+    {"suites:\n  api:\n    exlude: [slow]\n", "t.yaml:3: suites.api.exlude: ",
+     "unknown key (did you mean exclude?)"},
+    {"suites:\n  api:\n    ab: x\n", "t.yaml:3: suites.api.ab: ",
+     "unknown key"},
+    {"suites:\n  api: {}\nphases:\n  - name: x\n    suite: api\n",
+     "t.yaml:5: phases[0].suite: ", "unknown key (did you mean suites?)"},
+    {"retry:\n  max_attempt: 3\nsuites:\n  a: {}\n",
+     "t.yaml:2: retry.max_attempt: ",
+     "unknown key (did you mean max_attempts?)"},
+    {"suites:\n  a: {}\npreflight:\n  - name: x\n    smtp: h:25\n",
+     "t.yaml:5: preflight[0].smtp: ",
+     "unknown key (a check is one of http, tcp, redis)"},
     {"suites:\n  api: {}\n  api: {}\n",
      "t.yaml:3: suites.api: ", "duplicate key"},
     {"suites:\n  api:\n    queue: a\n    queue: b\n",
@@ -473,6 +514,51 @@ static void test_defaults(void **state)
 	config_release(&c);
 }
 
+/* exclude: under defaults and per suite; a suite's list replaces the
+ * defaults' (an empty one too); one name stands for a list of one. */
+static void test_exclude(void **state)
+{
+	struct config c;
+	char *const *v;
+	size_t n;
+	char err[512];
+
+	(void)state;
+	if (load("defaults:\n  exclude: [slow, destructive]\n"
+		 "suites:\n"
+		 "  unit: {}\n"
+		 "  nightly:\n    exclude: []\n"
+		 "  e2e:\n    runner: playwright\n    exclude: flaky.net\n"
+		 "  load:\n    runner: command\n    command: [x]\n",
+		 &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(c.nexclude, 2);
+	assert_string_equal(c.exclude[0], "slow");
+	assert_string_equal(c.exclude[1], "destructive");
+	assert_int_equal(c.suites[0].has_exclude, 0);
+	v = config_suite_exclude(&c, config_suite(&c, "unit"), &n);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[1], "destructive");
+	assert_int_equal(c.suites[1].has_exclude, 1);
+	config_suite_exclude(&c, config_suite(&c, "nightly"), &n);
+	assert_int_equal(n, 0);
+	v = config_suite_exclude(&c, config_suite(&c, "e2e"), &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0], "flaky.net");
+	/* The command runner ignores them, but inherits them all the same. */
+	config_suite_exclude(&c, config_suite(&c, "load"), &n);
+	assert_int_equal(n, 2);
+	config_release(&c);
+
+	/* Without exclude: anywhere nothing is excluded. */
+	if (load("suites:\n  unit: {}\n", &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_null(c.exclude);
+	config_suite_exclude(&c, &c.suites[0], &n);
+	assert_int_equal(n, 0);
+	config_release(&c);
+}
+
 static void test_durations(void **state)
 {
 	static const struct {
@@ -778,6 +864,7 @@ int main(void)
 	    cmocka_unit_test(test_full_config),
 	    cmocka_unit_test(test_env_default_overridden),
 	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_exclude),
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_retry_section),
 	    cmocka_unit_test(test_check_shard),
