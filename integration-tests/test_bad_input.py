@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from tfhelpers import WORKER
+from tfhelpers import WORKER, assert_one_error_line
 
 BAD_YAML = "suites: [unclosed\n  - {oops\n"
 BAD_VALUE_YAML = """\
@@ -71,13 +71,7 @@ def test_bad_input(sandbox, cluster, case):
         c = cluster(workers=0)
         args = [c.url if a == NEEDS_REDIS else a for a in args]
     res = sandbox.run(args, cwd=suite, env=env, timeout=60)
-    assert res.rc == want_rc, res.describe()
-    lines = res.err_lines()
-    assert len(lines) == 1, ("expected exactly one line on stderr, got %d\n%s"
-                             % (len(lines), res.describe()))
-    assert lines[0].startswith("testfleet: "), lines[0]  # docs/cli.md
-    for w in words:
-        assert w in lines[0], "%r not named in %r" % (w, lines[0])
+    assert_one_error_line(res, want_rc, words)
     sandbox.assert_clean("testfleet %s" % case)
 
 

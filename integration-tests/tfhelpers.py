@@ -527,3 +527,27 @@ def junit_case_text(case):
             parts.append(child.get("message") or "")
             parts.append(child.text or "")
     return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# Errors a user causes (DESIGN section 2)
+
+
+def assert_one_error_line(res, rc=2, words=(), prefix="testfleet: "):
+    """res (a conftest Result) is the contract's answer to a user's
+    mistake: exit code rc and exactly one line on stderr, starting with
+    prefix and containing every one of words. Returns that line."""
+    assert res.rc == rc, res.describe()
+    lines = res.err_lines()
+    assert len(lines) == 1, ("expected exactly one line on stderr, got %d\n%s"
+                             % (len(lines), res.describe()))
+    assert lines[0].startswith(prefix), lines[0]  # docs/cli.md
+    for w in words:
+        assert w in lines[0], "%r not named in %r" % (w, lines[0])
+    return lines[0]
+
+
+def redis_keys(cluster, prefix="tf"):
+    """The keys under prefix in a conftest Cluster's Redis, sorted."""
+    return sorted(k.decode("utf-8", "replace")
+                  for k in cluster.redis_cmd("KEYS", prefix + ":*"))
