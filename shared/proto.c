@@ -1102,44 +1102,25 @@ static int decode_env(struct mpr *r, struct kv **vp, size_t *np)
 	return 0;
 }
 
-static int decode_tests(struct mpr *r, struct test_result **vp, size_t *np)
+/* An array of maps of fields, each elem_size bytes: *vp gets the
+ * elements (zeroed first) and *np their count, published before they are
+ * read so a failed decode frees what was read so far. */
+static int decode_maps(struct mpr *r, const struct field *fields, size_t nf,
+		       size_t elem_size, void **vp, size_t *np)
 {
 	uint32_t n, i;
 	size_t mark;
-	struct test_result *v;
+	char *v;
 
 	if (mpr_read_array(r, &n) < 0)
 		return -1;
-	v = n > 0 ? xcalloc(n, sizeof(*v)) : NULL;
+	v = n > 0 ? xcalloc(n, elem_size) : NULL;
 	*vp = v;
 	*np = n;
 	for (i = 0; i < n; i++) {
 		mark = mpr_path_push(r, "[%u]", i);
-		if (decode_map(r, test_result_fields,
-			       NFIELDS(test_result_fields), &v[i], PROTO_TASK,
-			       NULL) < 0)
-			return -1;
-		mpr_path_restore(r, mark);
-	}
-	mpr_leave(r);
-	return 0;
-}
-
-static int decode_artifacts(struct mpr *r, struct artifact **vp, size_t *np)
-{
-	uint32_t n, i;
-	size_t mark;
-	struct artifact *v;
-
-	if (mpr_read_array(r, &n) < 0)
-		return -1;
-	v = n > 0 ? xcalloc(n, sizeof(*v)) : NULL;
-	*vp = v;
-	*np = n;
-	for (i = 0; i < n; i++) {
-		mark = mpr_path_push(r, "[%u]", i);
-		if (decode_map(r, artifact_fields, NFIELDS(artifact_fields),
-			       &v[i], PROTO_TASK, NULL) < 0)
+		if (decode_map(r, fields, nf, v + (size_t)i * elem_size,
+			       PROTO_TASK, NULL) < 0)
 			return -1;
 		mpr_path_restore(r, mark);
 	}
@@ -1195,14 +1176,17 @@ static int decode_field(struct mpr *r, const struct field *f, void *out,
 	case FT_ENV:
 		return decode_env(r, (struct kv **)p, np);
 	case FT_TESTS:
-		return decode_tests(r, (struct test_result **)p, np);
+		return decode_maps(r, test_result_fields,
+				   NFIELDS(test_result_fields),
+				   sizeof(struct test_result), (void **)p, np);
 	case FT_U64:
 		if (mpr_read_uint(r, UINT64_MAX, &u) < 0)
 			return -1;
 		*(uint64_t *)p = u;
 		return 0;
 	case FT_ARTS:
-		return decode_artifacts(r, (struct artifact **)p, np);
+		return decode_maps(r, artifact_fields, NFIELDS(artifact_fields),
+				   sizeof(struct artifact), (void **)p, np);
 	case FT_OUTCOME:
 		if (decode_enum(r, outcome_names, OUTCOME_COUNT, "outcome",
 				&i) < 0)
