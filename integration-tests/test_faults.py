@@ -25,8 +25,8 @@ import pytest
 
 from tfhelpers import (REDIS_SERVER, ROOT, WORKER, check_report_schema,
                        diff_outcomes, expected_status, file_tail,
-                       find_processes, load_json, redis_command,
-                       report_outcomes, tail, wait_redis)
+                       find_processes, is_warm_zygote, load_json,
+                       redis_command, report_outcomes, tail, wait_redis)
 
 LEASE = 3
 # How long a reaper may take to notice a lost worker: the lease, plus a
@@ -133,8 +133,11 @@ def _ppid_map():
     return parents
 
 
-def descendants(pid):
-    """Live (non-zombie) descendants of pid: {pid: cmdline}."""
+def descendants(pid, zygotes=False):
+    """Live (non-zombie) descendants of pid that run tests: {pid: cmdline}.
+    A worker's warm pytest zygote (docs/runners.md) is machinery that
+    outlives tasks and is left out unless zygotes is set; the pytest
+    processes it forked are the worker's own children, named "pytest"."""
     parents = _ppid_map()
     children = {}
     for p, pp in parents.items():
@@ -143,6 +146,8 @@ def descendants(pid):
     while todo:
         p = todo.pop()
         if p in out:
+            continue
+        if not zygotes and is_warm_zygote(p):
             continue
         out[p] = _cmdline(p)
         todo.extend(children.get(p, ()))
@@ -392,7 +397,7 @@ class FaultCluster:
         keep = {self.redis.pid} if self.redis is not None else set()
         for w in self.live_workers():
             keep.add(w.pid)
-            keep.update(descendants(w.pid))
+            keep.update(descendants(w.pid, zygotes=True))
         return [p for p in find_processes(tags=[self.box.cluster_tag])
                 if p[0] not in keep]
 
@@ -1267,7 +1272,7 @@ def chaos_suite():
     for f in range(CHAOS_FILES):
         tests = []
         for n in range(CHAOS_PER_FILE):
-            dur = round(rng.uniform(0.01, 0.05), 3)
+            dur = round(rng.uniform(0.02, 0.08), 3)
             kind = "sleep"
             if (f * CHAOS_PER_FILE + n) % 37 == 5:
                 kind = "sleepfail"

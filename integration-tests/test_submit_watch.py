@@ -7,7 +7,8 @@ import signal
 import time
 
 from tfhelpers import (RUN_ID_RE, check_junit, check_report_schema,
-                       diff_outcomes, find_processes, load_json,
+                       diff_outcomes, find_processes, is_warm_zygote,
+                       load_json,
                        report_outcomes)
 
 SUITE = "everything"
@@ -43,7 +44,8 @@ def wait_started(folder, proc=None, timeout=60):
 def runner_processes(suite):
     """pytest processes running in the suite folder (the runners)."""
     return [p for p in find_processes(paths=[str(suite)])
-            if "pytest" in p[1] or "python" in p[1]]
+            if ("pytest" in p[1] or "python" in p[1])
+            and not is_warm_zygote(p[0])]
 
 
 def test_submit_watch_report_status(sandbox, cluster, reference):

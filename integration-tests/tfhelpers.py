@@ -61,6 +61,15 @@ def proc_cmdline(pid):
         "utf-8", "replace").strip()
 
 
+def is_warm_zygote(pid):
+    """Whether pid is a worker's warm pytest zygote (docs/runners.md, "Warm
+    pytest"): machinery that outlives tasks, in the suite's folder. The
+    pytest processes it forks have its command line too, but are named
+    "pytest"."""
+    return b"testfleet_zygote.py" in _read_proc(pid, "cmdline") and \
+        _read_proc(pid, "comm").strip() != b"pytest"
+
+
 def find_processes(tags=(), paths=(), exclude=()):
     """Live processes (zombies excluded) whose environment carries
     TFIT_TAG=<one of tags>, or whose command line or working directory

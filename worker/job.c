@@ -19,6 +19,7 @@
 #include "junit.h"
 #include "child.h"
 #include "utf8.h"
+#include "warm.h"
 #include "xmalloc.h"
 
 extern char **environ;
@@ -689,6 +690,23 @@ static int set_nonblock(int fd)
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* pytest from the warm interpreter when there is one, else (or when that
+ * fails) exec'd; 0, or an errno value with a message in err. */
+static int spawn_runner(struct job *j, const struct child_req *req,
+			char *err, size_t errlen)
+{
+	struct warm *warm = j->conf->runners->warm;
+	char why[512];
+
+	if (strcmp(j->task.runner, "pytest") == 0 && warm_enabled(warm)) {
+		if (warm_spawn(warm, req, &j->pid, why, sizeof(why)) == 0)
+			return 0;
+		job_warn(j, "task %s: warm pytest: %s; starting it cold",
+			 j->task.id, why);
+	}
+	return child_spawn(req, &j->pid, err, errlen);
+}
+
 /* Everything up to a running child; -1 with a message in err. */
 static int job_launch(struct job *j, char *err, size_t errlen)
 {
@@ -735,7 +753,7 @@ static int job_launch(struct job *j, char *err, size_t errlen)
 	req.events_fd = evp[1];
 	j->started_at = now_unix();
 	clock_gettime(CLOCK_MONOTONIC, &j->t0);
-	if (child_spawn(&req, &j->pid, err, errlen) != 0)
+	if (spawn_runner(j, &req, err, errlen) != 0)
 		goto out;
 
 	j->out_fd = outp[0];

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "redisurl.h"
 #include "urltmpl.h"
+#include "warm.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -56,6 +58,10 @@ static void usage(FILE *out)
 	      "(default:\n"
 	      "                       $TESTFLEET_PLAYWRIGHT "
 	      "or " DEFAULT_PLAYWRIGHT ")\n"
+	      "  --no-warm            exec pytest for every task instead of "
+	      "forking it from\n"
+	      "                       a warm interpreter (also "
+	      "TESTFLEET_PYTEST_WARM=0)\n"
 	      "  --allow-command      run tasks of the \"command\" runner "
 	      "(their own argv)\n"
 	      "  --exit-when-idle SEC exit once no task came for SEC "
@@ -317,6 +323,7 @@ enum {
 	OPT_METRICS,
 	OPT_ARTIFACTS_MAX,
 	OPT_ARTIFACTS_URL,
+	OPT_NO_WARM,
 };
 
 static const struct option long_opts[] = {
@@ -337,9 +344,47 @@ static const struct option long_opts[] = {
     {"metrics", required_argument, NULL, OPT_METRICS},
     {"artifacts-max", required_argument, NULL, OPT_ARTIFACTS_MAX},
     {"artifacts-url", required_argument, NULL, OPT_ARTIFACTS_URL},
+    {"no-warm", no_argument, NULL, OPT_NO_WARM},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+
+/* TESTFLEET_PYTEST_WARM: unset, empty, 1, on, yes or true keep warm
+ * starts; 0, off, no or false turn them off. -1 for anything else. */
+static int parse_warm_env(int *off)
+{
+	static const char *const on[] = {"", "1", "on", "yes", "true", NULL};
+	static const char *const no[] = {"0", "off", "no", "false", NULL};
+	const char *v = getenv("TESTFLEET_PYTEST_WARM");
+	size_t i;
+
+	if (!v)
+		return 0;
+	for (i = 0; on[i]; i++) {
+		if (strcasecmp(v, on[i]) == 0)
+			return 0;
+	}
+	for (i = 0; no[i]; i++) {
+		if (strcasecmp(v, no[i]) == 0) {
+			*off = 1;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void start_warm(struct worker_opts *o)
+{
+	char why[512];
+
+	o->runners.warm = warm_new(o->runners.pytest, o->runners.npytest,
+				   o->plugin_dir, why, sizeof(why));
+	if (o->runners.warm)
+		log_info("pytest tasks start warm: forked from %s",
+			 warm_describe(o->runners.warm));
+	else
+		log_info("pytest tasks start cold (exec per task): %s", why);
+}
 
 int main(int argc, char **argv)
 {
@@ -349,7 +394,7 @@ int main(int argc, char **argv)
 	const char *art_url = NULL;
 	char err[512], host[256], *uploader = NULL;
 	unsigned u;
-	int c, rc = 2, bad_env, url_ok = 0;
+	int c, rc = 2, bad_env, url_ok = 0, no_warm = 0;
 	size_t i;
 
 	memset(&o, 0, sizeof(o));
@@ -438,6 +483,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_ALLOW_COMMAND:
 			o.runners.allow_command = 1;
+			break;
+		case OPT_NO_WARM:
+			no_warm = 1;
 			break;
 		case OPT_EXIT_IDLE:
 			if (parse_uint(optarg, 0, INT_MAX, &u) < 0) {
@@ -595,6 +643,13 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (!no_warm && parse_warm_env(&no_warm) < 0) {
+		rc = fail_usage("TESTFLEET_PYTEST_WARM: expected 0 or 1, got "
+				"\"%s\"",
+				getenv("TESTFLEET_PYTEST_WARM"));
+		goto out;
+	}
+
 	fault = getenv("TESTFLEET_FAULT");
 	if (fault && fault[0]) {
 		if (strcmp(fault, "exit-before-complete") == 0) {
@@ -616,15 +671,24 @@ int main(int argc, char **argv)
 	ensure_std_fds();
 	/* Runner processes that daemonize are reparented to us, not init,
 	 * so they can be reaped and their groups killed. */
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
 		log_warn("cannot become a child subreaper: %s",
 			 strerror(errno));
+		/* Warm tasks would be reparented to init, out of reach. */
+		no_warm = 1;
+	}
+	if (!no_warm)
+		start_warm(&o);
+	else
+		log_info("pytest tasks start cold (exec per task): warm "
+			 "starts turned off");
 	signal(SIGPIPE, SIG_IGN);
 	rc = worker_run(&o);
 out:
 	if (url_ok)
 		redis_url_release(&o.url);
 	strv_free(o.queues, o.nqueues);
+	warm_free(o.runners.warm);
 	strv_free(o.runners.pytest, o.runners.npytest);
 	strv_free(o.runners.playwright, o.runners.nplaywright);
 	free(o.runners.playwright_reporter);

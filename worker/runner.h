@@ -21,6 +21,8 @@ struct runner_conf {
 	/* Absolute path of testfleet-playwright-reporter.js, or NULL when
 	 * it was not found (playwright tasks then fail to start). */
 	char *playwright_reporter;
+	/* Starts pytest tasks warm (warm.h); NULL = always exec pytest. */
+	struct warm *warm;
 };
 
 /* Rejects a pytest test id that could be taken for an option or escape

@@ -2,6 +2,7 @@
  * life of an entry are in worker_internal.h): connections, queue reads,
  * the backlog, slots and their jobs, promotion of due retries, groups and
  * heartbeat, signals and drain. */
+#include "warm.h"
 #include "worker_internal.h"
 
 #include <errno.h>
@@ -959,9 +960,11 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
 		if (s) {
 			job_reap(s->job);
 		} else {
-			/* An orphan that was reparented to us (subreaper). */
+			/* A warm pytest zygote, or an orphan that was
+			 * reparented to us (subreaper). */
 			while (waitpid(si.si_pid, &st, 0) < 0 && errno == EINTR)
 				;
+			warm_reaped(w->o->runners.warm, si.si_pid, st);
 		}
 	}
 }

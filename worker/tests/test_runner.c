@@ -51,7 +51,7 @@ static char *words[] = {"/usr/bin/python3", "-m", "pytest"};
 
 static void test_pytest_argv(void **state)
 {
-	struct runner_conf rc = {words, 3, 0, NULL, 0, NULL};
+	struct runner_conf rc = {words, 3, 0, NULL, 0, NULL, NULL};
 	char *tests[] = {"t.py::a", "t.py::b"};
 	struct task t;
 	char **argv;
@@ -108,7 +108,7 @@ static void test_pytest_argv(void **state)
 static void test_playwright_argv(void **state)
 {
 	static char *pw[] = {"npx", "--no-install", "playwright"};
-	struct runner_conf rc = {words, 3, 0, pw, 3, "/share/rep.js"};
+	struct runner_conf rc = {words, 3, 0, pw, 3, "/share/rep.js", NULL};
 	char *tests[] = {"tests/b.spec.ts:9" SEP "b",
 			 "tests/a.spec.ts:3" SEP "d" SEP "x",
 			 "tests/a.spec.ts:3" SEP "d" SEP "y"};
@@ -202,7 +202,7 @@ static void test_playwright_argv(void **state)
 
 static void test_other_runners(void **state)
 {
-	struct runner_conf rc = {words, 3, 0, NULL, 0, NULL};
+	struct runner_conf rc = {words, 3, 0, NULL, 0, NULL, NULL};
 	char *args[] = {"./load.sh", "--users", "10"};
 	struct task t;
 	char **argv;
