@@ -407,6 +407,8 @@ def check_all_phases_ran(report, times, app, extras_outcome):
          False)], report["phases"]
     assert [p["tasks"] for p in report["phases"]] == ALL_TASKS, \
         report["phases"]
+    assert [p["planned"] for p in report["phases"]] == ALL_TASKS, \
+        report["phases"]
     want = dict.fromkeys(HEALTH + BACKEND + FRONTEND + FLOWS + EXTRAS,
                          "passed")
     if extras_outcome != "passed":
@@ -454,6 +456,8 @@ def test_required_health_fails(sandbox, team, fleet, app):
         ("flows", "skipped", True), ("extras", "skipped", False)], \
         report["phases"]
     assert [p["tasks"] for p in report["phases"]] == [1, 0, 0, 0], \
+        report["phases"]
+    assert [p["planned"] for p in report["phases"]] == ALL_TASKS, \
         report["phases"]
     assert outcomes(report) == {HEALTH[0]: "failed"}
     msg = report["tests"][0]["message"]
@@ -509,6 +513,9 @@ def test_flow_stops_at_first_failing_step(sandbox, team, fleet, app):
         ("flows", "failed", True), ("extras", "skipped", False)], \
         report["phases"]
     assert [p["tasks"] for p in report["phases"]] == [1, 3, 2, 0], \
+        report["phases"]
+    # The stopped flow shows what it did not get to.
+    assert [p["planned"] for p in report["phases"]] == ALL_TASKS, \
         report["phases"]
     want = dict.fromkeys(HEALTH + BACKEND + FRONTEND, "passed")
     want[FLOWS[0]] = "passed"

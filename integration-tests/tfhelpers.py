@@ -402,6 +402,10 @@ def check_report_schema(report):
              "phase duration_s %r" % (ph.get("duration_s"),))
         need(_is_int(ph.get("tasks")) and ph["tasks"] >= 0,
              "phase tasks %r" % (ph.get("tasks"),))
+        # Optional (runs made before it existed): the plan's task count.
+        need("planned" not in ph or (_is_int(ph["planned"])
+                                     and ph["planned"] >= 0),
+             "phase planned %r" % (ph.get("planned"),))
         phase_names.add(ph.get("name"))
 
     tests = report["tests"]

@@ -43,6 +43,8 @@ struct agg_phase {
 	int timed_out;	    /* aggregator_phase_timeout */
 	unsigned timeout_s; /* its timeout, for the message */
 	char *first_suite;  /* suite of its first record (for the issue) */
+	int has_planned;    /* aggregator_phase_planned */
+	unsigned planned;
 };
 
 /* Everything the records said about one test. */
@@ -428,6 +430,15 @@ void aggregator_phase_timeout(struct aggregator *a, const char *name,
 
 	p->timed_out = 1;
 	p->timeout_s = timeout_s;
+}
+
+void aggregator_phase_planned(struct aggregator *a, const char *name,
+			      unsigned tasks)
+{
+	struct agg_phase *p = &a->phases[phase_get(a, name)];
+
+	p->has_planned = 1;
+	p->planned = tasks;
 }
 
 void aggregator_expect_tasks(struct aggregator *a, unsigned tasks)
@@ -949,6 +960,8 @@ struct report *aggregator_report(const struct aggregator *a)
 		rp->status = xstrdup(phase_status(a, p, bad[pi]));
 		rp->required = p->required;
 		rp->tasks = p->tasks;
+		rp->has_planned = p->has_planned;
+		rp->planned = p->planned;
 		rp->duration_s =
 		    p->has_times && p->end > p->start ? p->end - p->start : 0;
 		/* Only a required phase's failure fails the run. */

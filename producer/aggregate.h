@@ -30,7 +30,9 @@ struct report_phase {
 	char *status; /* passed | failed | error | skipped | cancelled */
 	int required;
 	double duration_s;
-	unsigned tasks;
+	unsigned tasks;	  /* task records seen */
+	int has_planned;  /* the run hash had the plan's count */
+	unsigned planned; /* tasks the plan had for the phase */
 };
 
 /* A task that did not complete normally, for the console and JUnit
@@ -105,6 +107,11 @@ void aggregator_phase(struct aggregator *a, const char *name, int required);
  * required) when it was not declared. Idempotent. */
 void aggregator_phase_timeout(struct aggregator *a, const char *name,
 			      unsigned timeout_s);
+/* The number of tasks the plan had for phase name (the run hash's
+ * ph:<i>:planned): its report's "planned", against "tasks" that ran. Adds
+ * the phase (as required) when it was not declared. */
+void aggregator_phase_planned(struct aggregator *a, const char *name,
+			      unsigned tasks);
 void aggregator_expect_tasks(struct aggregator *a, unsigned tasks);
 /* Run start and end (unix seconds); 0 = unknown, taken from the earliest
  * start and latest end of the task results instead. */

@@ -175,7 +175,9 @@ static void follow_draw(struct follow_state *st, int force)
 		double left = st->left > 0 ? st->left : 0;
 
 		shard_format_duration(
-		    (left + (double)st->unstarted * SHARD_STARTUP_S) /
+		    (left + (double)st->unstarted *
+				(o->startup_s > 0 ? o->startup_s
+						  : SHARD_STARTUP_S)) /
 			(o->slots ? o->slots : 1),
 		    d, sizeof(d));
 		snprintf(eta, sizeof(eta), " | ~%s left", d);

@@ -44,10 +44,12 @@ struct follow_opts {
 	/* The tasks' estimates (borrowed; NULL or empty = no estimate shown)
 	 * and the slots they share: the progress line then ends with
 	 * "~42s left", the estimate of the tasks (or shares of tasks, by
-	 * finished tests) not done yet plus a start-up for each task not
-	 * started, divided by the slots. */
+	 * finished tests) not done yet plus a start-up (startup_s, or
+	 * SHARD_STARTUP_S when 0) for each task not started, divided by the
+	 * slots. */
 	const struct run_estimates *estimates;
 	unsigned slots;
+	double startup_s;
 };
 
 #define FOLLOW_MAX_REASON 128

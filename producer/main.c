@@ -995,6 +995,20 @@ static unsigned main_field_uint(const struct run_info *ri, const char *field)
 	return end == v || *end != '\0' || n > UINT_MAX ? 0 : (unsigned)n;
 }
 
+/* A non-negative number field of the run hash; 0 when absent or bad (a
+ * run made before the field existed). */
+static double main_field_double(const struct run_info *ri, const char *field)
+{
+	const char *v = run_info_get(ri, field);
+	char *end;
+	double d;
+
+	if (v == NULL)
+		return 0;
+	d = strtod(v, &end);
+	return end == v || *end != '\0' || !(d >= 0 && d < 1e9) ? 0 : d;
+}
+
 /* After a run has ended (or a local run was interrupted): folds its
  * durations into the history (once per run) and lets its keys expire.
  * Failures are warnings (debug messages when quiet_errors: `report` may
@@ -1084,6 +1098,7 @@ static int main_follow(struct main_ctx *ctx, redisContext **c, const char *run,
 	fo.stop = &main_stop;
 	fo.estimates = &est;
 	fo.slots = main_field_uint(&ri, "slots");
+	fo.startup_s = main_field_double(&ri, "startup_s");
 	/* Whoever follows the run enforces its run timeout (submit stored
 	 * it; the cancel script makes a second cancel a no-op). */
 	run_timeout = main_field_uint(&ri, "run_timeout");
@@ -1383,6 +1398,20 @@ static double main_eta(const struct main_job *jobs, size_t njobs,
 	free(up);
 	free(v);
 	return eta;
+}
+
+/* The start-up a task of the run costs as planned, on average over its
+ * tasks (the jobs' runners differ): for the live ETA. */
+static double main_mean_startup(const struct main_job *jobs, size_t njobs)
+{
+	double sum = 0;
+	size_t i, n = 0;
+
+	for (i = 0; i < njobs; i++) {
+		sum += jobs[i].plan.startup_s * (double)jobs[i].plan.ntasks;
+		n += jobs[i].plan.ntasks;
+	}
+	return n > 0 ? sum / (double)n : 0;
 }
 
 /* --dry-run: the plan on stdout, task by task in queue order (task ids as
@@ -1695,6 +1724,7 @@ static int main_run(struct main_ctx *ctx, int submit)
 	spec.keep_artifacts =
 	    ctx->cli.keep_artifacts || ctx->cli.artifacts != NULL;
 	spec.eta_s = eta;
+	spec.startup_s = main_mean_startup(jobs, njobs);
 	spec.history = history;
 	if (run_create(c, &spec, err, sizeof(err)) < 0) {
 		main_error("%s", err);

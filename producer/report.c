@@ -298,6 +298,8 @@ static json_t *json_phase(const struct report_phase *p, int *failed)
 	jset(o, "duration_s", json_real(round_to(p->duration_s, 0.001)),
 	     failed);
 	jset(o, "tasks", json_integer(p->tasks), failed);
+	if (p->has_planned)
+		jset(o, "planned", json_integer(p->planned), failed);
 	return o;
 }
 

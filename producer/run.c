@@ -665,7 +665,7 @@ int run_create(redisContext *c, const struct run_spec *s, char *err,
 	char *phases = NULL;
 	char *suites = run_suites_field(s);
 	char created[32], tasks[24], tests[24], tmo[24], run_tmo[24];
-	char slots[24], estimate[32], eta[32];
+	char slots[24], estimate[32], eta[32], startup[32];
 	char *policy[POLICY_NFIELDS];
 	struct policy defaults;
 	struct run_phases ph;
@@ -715,6 +715,7 @@ int run_create(redisContext *c, const struct run_spec *s, char *err,
 	snprintf(slots, sizeof(slots), "%u", s->slots ? s->slots : 1);
 	snprintf(estimate, sizeof(estimate), "%.3f", total_est);
 	snprintf(eta, sizeof(eta), "%.3f", s->eta_s);
+	snprintf(startup, sizeof(startup), "%.3f", s->startup_s);
 	argv[argc++] = "HSET";
 	argv[argc++] = runkey;
 #define RUN_FIELD(k, v)                                                        \
@@ -741,6 +742,7 @@ int run_create(redisContext *c, const struct run_spec *s, char *err,
 	RUN_FIELD("slots", slots);
 	RUN_FIELD("estimate_s", estimate);
 	RUN_FIELD("eta_s", eta);
+	RUN_FIELD("startup_s", startup);
 	if (s->history != NULL && s->history[0] != '\0')
 		RUN_FIELD(HISTORY_RUN_FIELD, s->history);
 #undef RUN_FIELD
@@ -968,17 +970,22 @@ void run_info_declare(const struct run_info *ri, struct aggregator *a)
 
 	for (i = 0; i < ri->nphases; i++)
 		aggregator_phase(a, ri->phases[i].name, ri->phases[i].required);
-	/* A phase that ran out of time says so only in the hash. */
+	/* The plan's task count of each phase; a phase that ran out of
+	 * time says so only in the hash. */
 	for (i = 0; i < n && i < RUN_MAX_PHASES; i++) {
 		char field[48];
-		const char *name, *status;
+		const char *name, *status, *planned;
 
+		snprintf(field, sizeof(field), "ph:%zu:name", i);
+		name = run_info_get(ri, field);
+		snprintf(field, sizeof(field), "ph:%zu:planned", i);
+		planned = run_info_get(ri, field);
+		if (name != NULL && planned != NULL)
+			aggregator_phase_planned(a, name, run_uint(planned));
 		snprintf(field, sizeof(field), "ph:%zu:status", i);
 		status = run_info_get(ri, field);
 		if (status == NULL || strcmp(status, "timeout") != 0)
 			continue;
-		snprintf(field, sizeof(field), "ph:%zu:name", i);
-		name = run_info_get(ri, field);
 		snprintf(field, sizeof(field), "ph:%zu:timeout", i);
 		if (name != NULL)
 			aggregator_phase_timeout(

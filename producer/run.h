@@ -59,6 +59,7 @@ struct run_spec {
 	unsigned run_timeout_s;	     /* whole run; 0 = none */
 	unsigned slots;		     /* the slots the plan was made for */
 	double eta_s;		     /* estimated wall time (shard_eta) */
+	double startup_s; /* the start-up a task costs, as planned (mean) */
 	const char *history; /* the history field (history.h), or NULL */
 	int keep_artifacts;  /* tasks keep $TESTFLEET_ARTIFACTS's files */
 };
@@ -77,6 +78,7 @@ char *run_id_new(void);
  * (BUSYGROUP ignored), the run hash (status running, counters, cwd, args,
  * queues, phases as "name:1,name:0", the run policy of docs/delivery.md,
  * run_timeout, slots, estimate_s = the sum of the task estimates, eta_s,
+ * startup_s,
  * history, and the phase fields of docs/protocol.md: phase_count,
  * phase_cur, phidx:<name>, ph:<i>:*, tasks_planned), its entry in
  * <prefix>:runs, then the tasks, pipelined, with their estimates in

@@ -1,6 +1,7 @@
 /* status.c -- the status command's two views (see status.h). */
 #include "status.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,44 @@ out:
 	return ret;
 }
 
+/* Orders names with numbers in them by the numbers' values ("ph:2:state"
+ * before "ph:10:state"), the rest byte by byte. */
+static int status_natural_cmp(const char *a, const char *b)
+{
+	while (*a != '\0' && *b != '\0') {
+		if (isdigit((unsigned char)*a) && isdigit((unsigned char)*b)) {
+			const char *ea = a, *eb = b;
+
+			while (*a == '0')
+				a++;
+			while (*b == '0')
+				b++;
+			for (ea = a; isdigit((unsigned char)*ea); ea++)
+				;
+			for (eb = b; isdigit((unsigned char)*eb); eb++)
+				;
+			if (ea - a != eb - b)
+				return ea - a < eb - b ? -1 : 1;
+			for (; a < ea; a++, b++)
+				if (*a != *b)
+					return *a < *b ? -1 : 1;
+			continue;
+		}
+		if (*a != *b)
+			return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+		a++;
+		b++;
+	}
+	return (*a != '\0') - (*b != '\0');
+}
+
+static int status_cmp_field(const void *a, const void *b)
+{
+	const struct kv *x = a, *y = b;
+
+	return status_natural_cmp(x->key, y->key);
+}
+
 int status_show(redisContext *c, const char *prefix, const char *run, FILE *out,
 		char *err, size_t errlen)
 {
@@ -256,7 +295,8 @@ int status_show(redisContext *c, const char *prefix, const char *run, FILE *out,
 		run_info_get(&ri, "cwd") ? run_info_get(&ri, "cwd") : "-");
 	fprintf(out, "args:      %s\n",
 		run_info_get(&ri, "args") ? run_info_get(&ri, "args") : "-");
-	/* Whatever else the hash holds (settings, later fields). */
+	/* Whatever else the hash holds (settings, later fields), by name. */
+	qsort(ri.fields, ri.nfields, sizeof(*ri.fields), status_cmp_field);
 	for (i = 0; i < ri.nfields; i++) {
 		int known = 0;
 
@@ -267,6 +307,9 @@ int status_show(redisContext *c, const char *prefix, const char *run, FILE *out,
 		/* Multi-line values (the transient patterns) on one line. */
 		fprintf(out, "%s: ", ri.fields[i].key);
 		for (j = 0; ri.fields[i].value[j] != '\0'; j++) {
+			if (ri.fields[i].value[j] == '\n' &&
+			    ri.fields[i].value[j + 1] == '\0')
+				break;
 			if (ri.fields[i].value[j] == '\n')
 				fputs(" | ", out);
 			else
