@@ -444,7 +444,7 @@ static int send_request(int fd, const struct buf *b, const int *fds,
 			size_t nfds, char *err, size_t errlen)
 {
 	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(3 * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
 	struct msghdr msg;
@@ -550,9 +550,10 @@ int warm_spawn(struct warm *w, const struct child_req *req, pid_t *pid,
 	char line[WARM_ANSWER_MAX], *end;
 	struct zygote *z;
 	struct buf b;
-	int fds[2];
+	int fds[3], go[2];
 	size_t nfds = 0;
-	long n;
+	long n = 0;
+	int rc = -1, broken = 1;
 
 	*pid = -1;
 	if (!warm_enabled(w)) {
@@ -562,38 +563,61 @@ int warm_spawn(struct warm *w, const struct child_req *req, pid_t *pid,
 	z = zygote_for(w, req, err, errlen);
 	if (!z)
 		return -1;
+	/* The task process waits for a "g" on this pipe: one the worker
+	 * gave up on (no answer in time) sees it closed and exits, instead
+	 * of running beside the cold start that replaces it. */
+	if (pipe2(go, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	fds[nfds++] = go[0];
 	fds[nfds++] = req->out_fd;
 	if (req->events_fd >= 0)
 		fds[nfds++] = req->events_fd;
 	buf_init(&b, 0);
 	build_request(w, req, &b);
-	if (send_request(z->fd, &b, fds, nfds, err, errlen) < 0 ||
-	    read_answer(z->fd,
+	if (send_request(z->fd, &b, fds, nfds, err, errlen) < 0)
+		goto out;
+	close(go[0]);
+	go[0] = -1;
+	if (read_answer(z->fd,
 			z->answered ? WARM_ANSWER_MS : WARM_FIRST_ANSWER_MS,
-			line, sizeof(line), err, errlen) < 0) {
-		buf_release(&b);
-		zygote_close(z, 1);
-		failed(w, err);
-		return -1;
-	}
-	buf_release(&b);
+			line, sizeof(line), err, errlen) < 0)
+		goto out;
 	z->answered = 1;
+	broken = 0;
 	if (strncmp(line, "ok ", 3) == 0) {
 		errno = 0;
 		n = strtol(line + 3, &end, 10);
-		if (errno == 0 && *end == '\0' && n > 1) {
-			*pid = (pid_t)n;
-			return 0;
+		if (errno != 0 || *end != '\0' || n <= 1) {
+			snprintf(err, errlen, "zygote: bad answer \"%.100s\"",
+				 line);
+			broken = 1;
+			goto out;
 		}
+		if (write(go[1], "g", 1) != 1) {
+			snprintf(err, errlen, "go pipe: %s", strerror(errno));
+			goto out;
+		}
+		*pid = (pid_t)n;
+		rc = 0;
 	} else if (strncmp(line, "error ", 6) == 0) {
 		/* The zygote is fine; this task could not be forked. */
 		snprintf(err, errlen, "zygote: %.400s", line + 6);
-		return -1;
+	} else {
+		snprintf(err, errlen, "zygote: bad answer \"%.100s\"", line);
+		broken = 1;
 	}
-	snprintf(err, errlen, "zygote: bad answer \"%.100s\"", line);
-	zygote_close(z, 1);
-	failed(w, err);
-	return -1;
+out:
+	buf_release(&b);
+	if (go[0] >= 0)
+		close(go[0]);
+	close(go[1]);
+	if (rc < 0 && broken) {
+		zygote_close(z, 1);
+		failed(w, err);
+	}
+	return rc;
 }
 
 int warm_reaped(struct warm *w, pid_t pid, int status)

@@ -15,9 +15,11 @@ many bytes of NUL-terminated fields:
 
     cwd, argc, argv[1..argc], envc, env[1..envc]   (decimal counts)
 
-sent with the task's output and events descriptors (SCM_RIGHTS; the events
-descriptor is left out when the task has none). The answer is one line,
-``ok PID`` or ``error MESSAGE``. The task process is a grandchild: the
+sent with three descriptors (SCM_RIGHTS): the read end of a "go" pipe, the
+task's output and its events (left out when the task has none). The
+answer is one line, ``ok PID`` or ``error MESSAGE``; the task process
+starts pytest only once the worker, holding the pid, writes "g" to the go
+pipe. The task process is a grandchild: the
 middle process exits at once, so the task is reparented to the worker (a
 child subreaper), which then waits for it, times it and kills its process
 group like any runner it exec'd. Before running pytest the task process
@@ -82,7 +84,7 @@ def recv_exact(sock, n):
 
 def recv_request(sock):
     """(cwd, argv, env, fds), or raises EOFError when the worker is gone."""
-    head, fds, _, _ = socket.recv_fds(sock, 4, 2)
+    head, fds, _, _ = socket.recv_fds(sock, 4, 3)
     if not head:
         for fd in fds:
             os.close(fd)
@@ -196,11 +198,21 @@ def become_task(worker, libc, ctl, cwd, env, fds):
     # What ps and top show as its name (its command line stays the
     # zygote's).
     libc.prctl(PR_SET_NAME, b"pytest", 0, 0, 0)
+    # Nothing runs until the worker, holding the pid, says go: a worker
+    # that gave up on this answer closes the pipe instead, and the
+    # process leaves without a trace.
+    go, out = fds[0], fds[1]
+    events = fds[2] if len(fds) > 2 else -1
+    try:
+        word = os.read(go, 1)
+    except OSError:
+        word = b""
+    if word != b"g":
+        os._exit(0)
+    os.close(go)
     # The zygote's socket is fd 3; detach so that closing the object
     # does not close whatever fd 3 becomes.
     ctl.detach()
-    out = fds[0]
-    events = fds[1] if len(fds) > 1 else -1
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out, 1)
@@ -241,8 +253,10 @@ def serve(worker, argv0, mode):
             # The stream cannot be trusted any more.
             reply(ctl, "error bad request: %s" % e)
             os._exit(2)
-        if not fds:
-            reply(ctl, "error no output descriptor")
+        if len(fds) < 2:
+            for fd in fds:
+                os.close(fd)
+            reply(ctl, "error a go and an output descriptor are needed")
             continue
         try:
             pid = spawn(fds)
