@@ -1,11 +1,14 @@
-"""Warm pytest (docs/runners.md): the worker forks pytest tasks from a
+"""Warm pytest (docs/runners.md) and the start gate (docs/scheduling.md):
+the worker forks pytest tasks from a
 zygote that imported pytest once. What a test sees must be what it sees
 under an exec'd pytest -- argv, cwd, environment (the suite's env: and the
 per-task variables), TMPDIR and tempfile's folder, its own process group,
 the worker as parent, a fresh random state, the same descriptors -- checked
 side by side with a worker started with --no-warm. A zygote killed in the
 middle of a run loses nothing, and a pytest command that is not a Python
-entry point (a shell wrapper) is exec'd as before."""
+entry point (a shell wrapper) is exec'd as before. Through a start gate of
+1, each pytest task starts only once the one before reached its first
+test."""
 import json
 import os
 import shutil
@@ -220,3 +223,66 @@ def test_warm_env_switch(sandbox, cluster):
     assert p.returncode == 2, err
     assert err == ['testfleet-worker: TESTFLEET_PYTEST_WARM: expected 0 or '
                    '1, got "maybe"'], err
+
+
+def gate_suite(base):
+    """4 tests, one per task; conftest.py takes 0.3 s to import (a slow
+    start-up) and records when; each test records when it started."""
+    suite = base / "gsuite"
+    (suite / "tests").mkdir(parents=True)
+    marks = base / "gmarks"
+    marks.mkdir()
+    (suite / "tests" / "conftest.py").write_text(
+        "import os, time\n"
+        "T0 = time.monotonic()\n"
+        "time.sleep(0.3)\n")
+    body = "import os, time\nfrom conftest import T0\n"
+    for i in range(4):
+        body += ("\ndef test_g%d():\n"
+                 "    with open(os.path.join(%r, 'g%d'), 'w') as f:\n"
+                 "        f.write('%%f %%f' %% (T0, time.monotonic()))\n"
+                 "    time.sleep(0.5)\n" % (i, str(marks), i))
+    (suite / "tests" / "test_gate.py").write_text(body)
+    return suite, marks
+
+
+def gate_times(marks):
+    """[(start-up began, test began)] per task, by start-up."""
+    out = []
+    for name in os.listdir(str(marks)):
+        t0, t1 = (float(x) for x in (marks / name).read_text().split())
+        out.append((t0, t1))
+    return sorted(out)
+
+
+def test_start_gate(sandbox, cluster):
+    """--start-gate 1 on 4 slots: each pytest task starts only once the
+    one before it reached its first test; --start-gate 0 starts all four
+    at once. The worker publishes its slots and gate for the plan."""
+    suite, marks = gate_suite(sandbox.base)
+    c = cluster(name="gate")
+    c.add_workers(1, slots=4, extra_args=["--start-gate", "1"])
+    res = sandbox.run(["run", "--redis", c.url, "--shard", "test", "tests"],
+                      cwd=suite, timeout=120)
+    assert res.rc == 0, res.describe(c.logs())
+    times = gate_times(marks)
+    assert len(times) == 4, times
+    for (s0, t0), (s1, _) in zip(times, times[1:]):
+        assert s1 >= t0 - 0.05, ("started before the previous task "
+                                 "reached its test", times)
+    caps = c.redis_cmd("HGETALL", "tf:workers:cap")
+    vals = [v.decode() if isinstance(v, bytes) else v for v in caps[1::2]]
+    assert vals == ["4 1"], caps
+    assert "start gate 1" in worker_log(c), worker_log(c)
+    c.stop()
+
+    for f in os.listdir(str(marks)):
+        os.unlink(str(marks / f))
+    c2 = cluster(name="nogate")
+    c2.add_workers(1, slots=4, extra_args=["--start-gate", "0"])
+    res = sandbox.run(["run", "--redis", c2.url, "--shard", "test",
+                       "tests"], cwd=suite, timeout=120)
+    assert res.rc == 0, res.describe(c2.logs())
+    times = gate_times(marks)
+    # All four began their start-up before the first reached its test.
+    assert times[-1][0] < times[0][1], times

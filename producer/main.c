@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "command.h"
 #include "config.h"
+#include "cpus.h"
 #include "preflight.h"
 #include "discover.h"
 #include "fetch.h"
@@ -1322,6 +1323,29 @@ static int main_start_local(struct main_ctx *ctx, char **queues, size_t nq,
 /* Reads the job's estimates from the history (c NULL: none) and shards
  * it. A history that cannot be read is a warning: the run goes on with
  * unknown durations. */
+/* How many of the job's tasks the fleet starts at once (the live
+ * workers' start gates, docs/scheduling.md "Start gate"): 0 when none
+ * says; in local mode, without its worker's heartbeat yet, the CPUs here
+ * (that worker's default). */
+static unsigned main_fleet_gate(const struct main_ctx *ctx, redisContext *c,
+				const struct main_job *j)
+{
+	unsigned slots = 0, gate = 0;
+	char err[512];
+
+	if (j->runner == NULL || strcmp(j->runner, "command") == 0)
+		return 0; /* not gated */
+	if (queues_capacity(c, ctx->prefix, j->queue, main_now(), &slots,
+			    &gate, err, sizeof(err)) < 0)
+		log_debug("suite %s: worker capacity not read: %s", j->suite,
+			  err);
+	if (gate == 0 && !ctx->have_url)
+		gate = usable_cpus();
+	log_debug("suite %s: the fleet starts %u runners at once (%u slots)",
+		  j->suite, gate, slots);
+	return gate;
+}
+
 static void main_plan_job(const struct main_ctx *ctx, redisContext *c,
 			  struct main_job *j, unsigned slots)
 {
@@ -1350,6 +1374,7 @@ static void main_plan_job(const struct main_ctx *ctx, redisContext *c,
 			log_warn("suite %s: start-up history not read: %s",
 				 j->suite, err);
 		free(key);
+		j->startup.gate = main_fleet_gate(ctx, c, j);
 	}
 	j->unknown_s = shard_unknown_estimate(j->est, j->disc.nids, NULL);
 	log_debug("suite %s: history %s:durations:%s:%s knows %zu of %zu "
@@ -1389,11 +1414,19 @@ static double main_eta(const struct main_job *jobs, size_t njobs,
 		n += jobs[i].plan.ntasks;
 	v = xcalloc(n ? n : 1, sizeof(*v));
 	up = xcalloc(n ? n : 1, sizeof(*up));
-	for (i = 0; i < njobs; i++)
-		for (t = 0; t < jobs[i].plan.ntasks; t++) {
-			up[k] = jobs[i].plan.startup_s;
-			v[k++] = jobs[i].plan.tasks[t].estimate_s;
+	for (i = 0; i < njobs; i++) {
+		const struct shard_plan *p = &jobs[i].plan;
+		size_t at_once = p->ntasks < slots ? p->ntasks : slots;
+
+		for (t = 0; t < p->ntasks; t++) {
+			/* Through a start gate the first wave's tasks are
+			 * ready one group after another. */
+			up[k] = p->gate > 0 && t < at_once
+				    ? shard_ready_at(&p->st, at_once, t)
+				    : p->startup_s;
+			v[k++] = p->tasks[t].estimate_s;
 		}
+	}
 	eta = shard_eta_with(v, up, n, slots);
 	free(up);
 	free(v);
@@ -1436,11 +1469,20 @@ static void main_print_plan(const struct main_job *jobs, size_t njobs,
 	       d, slots, slots == 1 ? "" : "s", nknown, ntests);
 	for (i = 0; i < njobs; i++) {
 		const struct main_job *j = &jobs[i];
+		size_t at_once =
+		    j->plan.ntasks < slots ? j->plan.ntasks : slots;
 
 		printf("suite %s (phase %s, rootdir %s, history %zu/%zu, "
-		       "unknown tests count %.3fs, start-up %.3fs a task",
+		       "unknown tests count %.3fs, ",
 		       j->suite, j->phase, j->disc.root, j->nknown,
-		       j->disc.nids, j->unknown_s, j->plan.startup_s);
+		       j->disc.nids, j->unknown_s);
+		if (j->plan.gate > 0 && j->plan.gate < at_once)
+			printf("start-up %.3fs a task, %u at a time (the "
+			       "workers' start gates)",
+			       shard_ready_at(&j->plan.st, at_once, 0),
+			       j->plan.gate);
+		else
+			printf("start-up %.3fs a task", j->plan.startup_s);
 		if (j->startup.learned)
 			printf(" (history: %.3fs with %.1f starting at once, "
 			       "floor %.3fs))\n",

@@ -82,6 +82,72 @@ out:
 	return ret;
 }
 
+int queues_capacity(redisContext *c, const char *prefix, const char *queue,
+		    double now, unsigned *slots, unsigned *gate, char *err,
+		    size_t errlen)
+{
+	char *key = key_workers(prefix), *caps = key_worker_caps(prefix);
+	const char *argv[2] = {"HGETALL", key};
+	redisReply *r = NULL, *cr = NULL;
+	size_t i;
+	int ret = -1;
+
+	*slots = *gate = 0;
+	r = redisCommandArgv(c, 2, argv, NULL);
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+		snprintf(err, errlen, "redis: HGETALL %s: %s", key,
+			 redisconn_why(c, r));
+		goto out;
+	}
+	argv[1] = caps;
+	cr = redisCommandArgv(c, 2, argv, NULL);
+	if (cr == NULL || cr->type != REDIS_REPLY_ARRAY) {
+		snprintf(err, errlen, "redis: HGETALL %s: %s", caps,
+			 redisconn_why(c, cr));
+		goto out;
+	}
+	for (i = 0; i + 1 < cr->elements; i += 2) {
+		const redisReply *name = cr->element[i];
+		const redisReply *v = cr->element[i + 1];
+		unsigned s, g;
+		double beat;
+		size_t j;
+		int live = 0;
+		char buf[64];
+
+		if (name->type != REDIS_REPLY_STRING ||
+		    v->type != REDIS_REPLY_STRING || v->len >= sizeof(buf))
+			continue;
+		for (j = 0; j + 1 < r->elements && !live; j += 2) {
+			const redisReply *n = r->element[j];
+			const redisReply *hb = r->element[j + 1];
+
+			live = n->type == REDIS_REPLY_STRING &&
+			       hb->type == REDIS_REPLY_STRING &&
+			       n->len == name->len &&
+			       memcmp(n->str, name->str, n->len) == 0 &&
+			       queues_serves(hb->str, hb->len, queue, &beat) &&
+			       now - beat < QUEUES_LIVE_S;
+		}
+		memcpy(buf, v->str, v->len);
+		buf[v->len] = '\0';
+		if (!live || sscanf(buf, "%u %u", &s, &g) != 2 || s == 0 ||
+		    s > 1000000)
+			continue;
+		*slots += s;
+		*gate += g > 0 && g < s ? g : s;
+	}
+	ret = 0;
+out:
+	if (r != NULL)
+		freeReplyObject(r);
+	if (cr != NULL)
+		freeReplyObject(cr);
+	free(caps);
+	free(key);
+	return ret;
+}
+
 char **queues_split(const char *field, size_t *n)
 {
 	char **v = xcalloc(QUEUES_MAX + 1, sizeof(*v));

@@ -25,6 +25,16 @@ int queues_serves(const char *value, size_t len, const char *queue,
 int queues_live(redisContext *c, const char *prefix, char *const *queues,
 		size_t n, double now, int *live, char *err, size_t errlen);
 
+/* The live workers that serve queue (as queues_live sees them), from
+ * <prefix>:workers:cap ("<slots> <start gate>" per worker): *slots their
+ * slots, *gate how many of their runners start at once (a worker without
+ * a gate, or with one wider than its slots, counts its slots). Both 0
+ * when no live worker published its capacity. Returns 0, or -1 with a
+ * message in err. */
+int queues_capacity(redisContext *c, const char *prefix, const char *queue,
+		    double now, unsigned *slots, unsigned *gate, char *err,
+		    size_t errlen);
+
 /* Splits a run hash's "queues" field ("a,b") into at most QUEUES_MAX
  * names (malloc'd array and strings; free with queues_free). */
 char **queues_split(const char *field, size_t *n);

@@ -431,19 +431,20 @@ static int shard_cmp_unit(const void *a, const void *b, void *arg)
 	return x->idx[0] < y->idx[0] ? -1 : x->idx[0] > y->idx[0];
 }
 
-/* The longest task LPT makes of the units (order: longest first) with nb
- * tasks. Only the loads matter here: which of two equally loaded tasks a
- * unit goes to leaves the same loads. heap: nb entries of scratch. */
+/* The latest end LPT makes of the units (order: longest first) with nb
+ * tasks, task k starting at ready[k] (ascending). Only the loads matter
+ * here: which of two equally loaded tasks a unit goes to leaves the same
+ * loads. heap: nb entries of scratch. */
 static uint64_t shard_lpt_longest(const struct shard_units *l,
 				  const size_t *order, size_t nb,
-				  uint64_t *heap)
+				  const uint64_t *ready, uint64_t *heap)
 {
 	uint64_t longest = 0;
 	size_t i;
 
-	/* A min-heap of loads; all zero is a valid heap. */
+	/* A min-heap of ends; ascending is a valid heap. */
 	for (i = 0; i < nb; i++)
-		heap[i] = 0;
+		heap[i] = ready[i];
 	for (i = 0; i < l->n; i++) {
 		size_t k = 0;
 
@@ -494,19 +495,22 @@ static size_t shard_auto_count(const struct shard_units *l, const size_t *order,
 {
 	size_t maxb = slots < l->n ? slots : l->n;
 	uint64_t *heap = xcalloc(maxb, sizeof(*heap));
+	uint64_t *ready = xcalloc(maxb, sizeof(*ready));
 	uint64_t *pred = xcalloc(maxb + 1, sizeof(*pred));
 	uint64_t best = UINT64_MAX, unit = l->u[order[0]].us, limit;
-	size_t t, pick = maxb;
+	size_t t, k, pick = maxb;
 
 	for (t = 1; t <= maxb; t = shard_next_count(t, maxb)) {
-		uint64_t su = shard_to_us(shard_startup_at(st, (unsigned)t));
+		uint64_t su = shard_to_us(shard_ready_at(st, t, 0));
 		uint64_t share = total / t + (total % t != 0);
 		uint64_t lb = su + (share > unit ? share : unit);
 
 		pred[t] = UINT64_MAX;
 		if (lb >= best)
 			continue;
-		pred[t] = su + shard_lpt_longest(l, order, t, heap);
+		for (k = 0; k < t; k++)
+			ready[k] = shard_to_us(shard_ready_at(st, t, k));
+		pred[t] = shard_lpt_longest(l, order, t, ready, heap);
 		if (pred[t] < best)
 			best = pred[t];
 	}
@@ -518,6 +522,7 @@ static size_t shard_auto_count(const struct shard_units *l, const size_t *order,
 		}
 	}
 	free(pred);
+	free(ready);
 	free(heap);
 	return pick;
 }
@@ -601,16 +606,23 @@ static void shard_refine(const struct shard_units *l, size_t *bin_of,
 }
 
 /* Packs the units (order: longest first) into nb tasks by LPT: longest
- * unit first onto the least-loaded task (lowest task number on ties);
- * then shard_refine. Frees the units. */
+ * unit first onto the task that ends first (lowest task number on ties);
+ * then shard_refine. Task k starts at shard_ready_at(k): its start counts
+ * as a load that no unit can leave. Frees the units. */
 static void shard_auto_lpt(const struct shard_input *in, struct shard_units *l,
-			   const size_t *order, size_t nb, struct shard_plan *p,
+			   const size_t *order, size_t nb,
+			   const struct shard_startup *st, struct shard_plan *p,
 			   size_t *cap)
 {
 	struct shard_acc *bins = xcalloc(nb, sizeof(*bins));
 	size_t *heap = xcalloc(nb, sizeof(*heap));
 	size_t *bin_of = xcalloc(l->n, sizeof(*bin_of));
 	size_t i, k;
+
+	/* Only the differences matter: task 0's start is the zero. */
+	for (k = 0; k < nb; k++)
+		bins[k].us = shard_to_us(shard_ready_at(st, nb, k)) -
+			     shard_to_us(shard_ready_at(st, nb, 0));
 
 	/* Loads first: the nb longest units open the nb tasks (what LPT
 	 * does anyway, but also for units of 0 s: no task stays empty). */
@@ -665,7 +677,8 @@ static void shard_auto_pack(const struct shard_input *in, struct shard_units *l,
 		order[i] = i;
 	qsort_r(order, l->n, sizeof(*order), shard_cmp_unit, l);
 	shard_auto_lpt(in, l, order,
-		       shard_auto_count(l, order, slots, st, total), p, cap);
+		       shard_auto_count(l, order, slots, st, total), st, p,
+		       cap);
 	free(order);
 }
 
@@ -793,6 +806,15 @@ static double shard_nonneg(double x)
 	return isfinite(x) && x > 0 ? x : 0;
 }
 
+double shard_ready_at(const struct shard_startup *s, size_t t, size_t k)
+{
+	size_t g = s != NULL && s->gate > 0 && s->gate < t ? s->gate : t;
+
+	if (g == 0)
+		g = 1;
+	return shard_startup_at(s, (unsigned)g) * (double)(k / g + 1);
+}
+
 double shard_startup_at(const struct shard_startup *s, unsigned k)
 {
 	double v, lo, conc;
@@ -871,6 +893,12 @@ void shard_plan_build_with(char *const *ids, const double *est, size_t n,
 	qsort(out->tasks, out->ntasks, sizeof(*out->tasks), shard_cmp_task);
 	out->startup_s = shard_startup_at(
 	    startup, out->ntasks < slots ? (unsigned)out->ntasks : slots);
+	if (startup != NULL) {
+		out->st = *startup;
+		out->gate = startup->gate;
+	} else {
+		out->st.default_s = SHARD_STARTUP_S;
+	}
 	free(flen);
 	free(us);
 }

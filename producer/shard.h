@@ -53,6 +53,12 @@ struct shard_startup {
 	double overhead_s;
 	double concurrency; /* >= 1 */
 	double floor_s;
+	/* How many runners the fleet starts at once (the sum of the
+	 * workers' start gates, docs/scheduling.md "Start gate"); 0 = every
+	 * task at once. With a gate the k-th task in the queue is ready
+	 * after shard_ready_at(): the first ones sooner, so they get more
+	 * work. */
+	unsigned gate;
 };
 
 enum shard_kind { SHARD_AUTO, SHARD_FILE, SHARD_TEST, SHARD_COUNT };
@@ -75,6 +81,10 @@ struct shard_plan {
 	/* The start-up of each task when min(ntasks, slots) start at once
 	 * (shard_startup_at), for the ETA. */
 	double startup_s;
+	/* The start gate the plan counted (shard_startup.gate); with one,
+	 * task k's start-up for the ETA is shard_ready_at(k). */
+	unsigned gate;
+	struct shard_startup st; /* what the plan was made with */
 };
 
 /* Parses "auto", "file", "test" or "count:N" (1 <= N <= 1000000). Returns 0,
@@ -106,6 +116,12 @@ double shard_startup_default(const char *runner);
  * overhead_s); else default_s. s NULL = SHARD_STARTUP_S. Non-finite or
  * negative figures count as 0; the result is at most 1e6 s. */
 double shard_startup_at(const struct shard_startup *s, unsigned k);
+
+/* When task k (from 0, in queue order) of t tasks starting together is
+ * past its start-up: with a gate g < t, they start g at a time, each
+ * taking shard_startup_at(g), so (k / g + 1) of those; else all at once,
+ * shard_startup_at(t). */
+double shard_ready_at(const struct shard_startup *s, size_t t, size_t k);
 
 /* Builds the plan for n ids (n >= 1). est holds n estimates in seconds
  * (NULL = all unknown); unknown entries get shard_unknown_estimate(). slots

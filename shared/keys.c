@@ -48,6 +48,11 @@ char *key_workers(const char *prefix)
 	return xasprintf("%s:workers", prefix);
 }
 
+char *key_worker_caps(const char *prefix)
+{
+	return xasprintf("%s:workers:cap", prefix);
+}
+
 char *key_durations(const char *prefix, const char *suite)
 {
 	return xasprintf("%s:durations:%s", prefix, suite);

@@ -18,6 +18,7 @@ char *key_phase(const char *prefix, const char *run, unsigned phase);
 char *key_phase_deadlines(const char *prefix);      /* tf:phase_deadlines */
 char *key_runs(const char *prefix);                        /* tf:runs */
 char *key_workers(const char *prefix);                     /* tf:workers */
+char *key_worker_caps(const char *prefix);             /* tf:workers:cap */
 char *key_durations(const char *prefix, const char *suite);
 char *key_partial(const char *prefix, const char *run, const char *task);
 /* tf:run:<id>:artifacts, the files kept in Redis: field

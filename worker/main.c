@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpus.h"
 #include "log.h"
 #include "redisurl.h"
 #include "urltmpl.h"
@@ -62,6 +63,10 @@ static void usage(FILE *out)
 	      "forking it from\n"
 	      "                       a warm interpreter (also "
 	      "TESTFLEET_PYTEST_WARM=0)\n"
+	      "  --start-gate N       at most N pytest or Playwright runners "
+	      "starting at once\n"
+	      "                       (default: the CPUs it may use; 0 = no "
+	      "gate)\n"
 	      "  --allow-command      run tasks of the \"command\" runner "
 	      "(their own argv)\n"
 	      "  --exit-when-idle SEC exit once no task came for SEC "
@@ -324,6 +329,7 @@ enum {
 	OPT_ARTIFACTS_MAX,
 	OPT_ARTIFACTS_URL,
 	OPT_NO_WARM,
+	OPT_START_GATE,
 };
 
 static const struct option long_opts[] = {
@@ -345,6 +351,7 @@ static const struct option long_opts[] = {
     {"artifacts-max", required_argument, NULL, OPT_ARTIFACTS_MAX},
     {"artifacts-url", required_argument, NULL, OPT_ARTIFACTS_URL},
     {"no-warm", no_argument, NULL, OPT_NO_WARM},
+    {"start-gate", required_argument, NULL, OPT_START_GATE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -394,7 +401,7 @@ int main(int argc, char **argv)
 	const char *art_url = NULL;
 	char err[512], host[256], *uploader = NULL;
 	unsigned u;
-	int c, rc = 2, bad_env, url_ok = 0, no_warm = 0;
+	int c, rc = 2, bad_env, url_ok = 0, no_warm = 0, gate_set = 0;
 	size_t i;
 
 	memset(&o, 0, sizeof(o));
@@ -486,6 +493,17 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_WARM:
 			no_warm = 1;
+			break;
+		case OPT_START_GATE:
+			if (parse_uint(optarg, 0, 100000, &u) < 0) {
+				rc = fail_usage("--start-gate: expected a "
+						"number of runners (0 = no "
+						"gate), got \"%s\"",
+						optarg);
+				goto out;
+			}
+			o.start_gate = u;
+			gate_set = 1;
 			break;
 		case OPT_EXIT_IDLE:
 			if (parse_uint(optarg, 0, INT_MAX, &u) < 0) {
@@ -643,6 +661,8 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (!gate_set)
+		o.start_gate = usable_cpus();
 	if (!no_warm && parse_warm_env(&no_warm) < 0) {
 		rc = fail_usage("TESTFLEET_PYTEST_WARM: expected 0 or 1, got "
 				"\"%s\"",

@@ -229,6 +229,8 @@ static void on_progress(struct rconn *c, redisReply *r, void *priv)
 
 /* The progress event for the console and the attempt's partial results
  * for a reaper: fire and forget, pipelined. */
+static void gate_release(struct slot *s);
+
 static void on_job_event(void *arg, struct job *j,
 			 const struct runner_event *ev)
 {
@@ -242,6 +244,7 @@ static void on_job_event(void *arg, struct job *j,
 	size_t len;
 	int stale;
 
+	gate_release(s); /* its first test started */
 	if (!rconn_is_ready(w->cmd) || s->kill != KILL_NONE)
 		return; /* informational, or no longer ours */
 	/* After a stall (SIGSTOP, a frozen VM) the lease may be gone and a
@@ -314,17 +317,64 @@ static void on_job_warn(void *arg, struct job *j, const char *msg)
 	log_warn("%s: %s", s->label, msg);
 }
 
+/* --- the start gate ---
+ *
+ * Runners that start together share the CPUs: with more slots than CPUs,
+ * every one of them is slow to reach its first test. Through the gate at
+ * most start_gate start at once, in the order they were read (the queue's:
+ * longest first), so the first ones run at full speed and the plan can
+ * give them the most work (docs/scheduling.md, "Start gate"). */
+
+static int gated_runner(const char *runner)
+{
+	return runner && (strcmp(runner, "pytest") == 0 ||
+			  strcmp(runner, "playwright") == 0);
+}
+
+/* s's runner is past its start-up: its place goes to the next. */
+static void gate_release(struct slot *s)
+{
+	struct worker *w = s->w;
+
+	if (!s->starting)
+		return;
+	s->starting = 0;
+	w->starting--;
+	event_del(s->gate_ev);
+	if (w->backlog && !w->closing)
+		event_active(w->gate_kick, 0, 0);
+}
+
+static void on_gate_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	gate_release(arg);
+}
+
+static void on_gate_kick(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	worker_start_backlog(w);
+	worker_maybe_read(w);
+}
+
 static void on_job_done(void *arg, struct job *j)
 {
 	struct slot *s = arg;
 
 	(void)j;
+	gate_release(s);
 	/* The job cannot be freed inside its own callback. */
 	event_active(s->release, 0, 0);
 }
 
 static void slot_free(struct slot *s)
 {
+	gate_release(s);
 	job_free(s->job);
 	s->job = NULL;
 	free(s->stream);
@@ -475,6 +525,7 @@ void worker_start_backlog(struct worker *w)
 					       on_job_done};
 	struct backlog *b;
 	struct slot *s;
+	int gated;
 
 	while (!w->stopping && w->backlog) {
 		b = w->backlog;
@@ -490,6 +541,9 @@ void worker_start_backlog(struct worker *w)
 			backlog_free(b);
 			continue;
 		}
+		gated = w->o->start_gate > 0 && gated_runner(b->task.runner);
+		if (gated && w->starting >= w->o->start_gate)
+			break; /* gate_release starts it */
 		s = free_slot(w);
 		if (!s)
 			break;
@@ -506,6 +560,14 @@ void worker_start_backlog(struct worker *w)
 		b->stream = b->entry_id = NULL;
 		b->ri = NULL;
 		worker_mark_busy(w);
+		if (gated) {
+			struct timeval tv = {WORKER_GATE_MAX_MS / 1000,
+					     (WORKER_GATE_MAX_MS % 1000) * 1000};
+
+			s->starting = 1;
+			w->starting++;
+			event_add(s->gate_ev, &tv);
+		}
 		s->job = job_start(w->base, &s->conf, &b->task, &hooks, s);
 		backlog_free(b);
 	}
@@ -770,7 +832,9 @@ static void on_group_retry(evutil_socket_t fd, short what, void *arg)
 }
 
 /* HSET <prefix>:workers <consumer> "<unix time> <queue,queue,...>": the
- * producer warns about queues no live worker serves (docs/protocol.md). */
+ * producer warns about queues no live worker serves; and HSET
+ * <prefix>:workers:cap <consumer> "<slots> <start gate>" for its plan
+ * (docs/protocol.md). */
 static void send_heartbeat(struct worker *w)
 {
 	const char *argv[4];
@@ -784,6 +848,12 @@ static void send_heartbeat(struct worker *w)
 	argv[0] = "HSET";
 	argv[1] = w->workers_key;
 	argv[2] = w->consumer;
+	argv[3] = value.data;
+	rconn_command(w->cmd, NULL, NULL, 0, 4, argv, NULL);
+	/* What the producer plans with: slots and start gate. */
+	buf_reset(&value);
+	buf_printf(&value, "%u %u", w->o->slots, w->o->start_gate);
+	argv[1] = w->caps_key;
 	argv[3] = value.data;
 	rconn_command(w->cmd, NULL, NULL, 0, 4, argv, NULL);
 	buf_release(&value);
@@ -817,8 +887,10 @@ static void begin_exit(struct worker *w)
 		return;
 	w->exiting = 1;
 	argv[0] = "HDEL";
-	argv[1] = w->workers_key;
+	argv[1] = w->caps_key;
 	argv[2] = w->consumer;
+	rconn_command(w->cmd, NULL, NULL, 0, 3, argv, NULL);
+	argv[1] = w->workers_key;
 	if (rconn_command(w->cmd, on_exit_done, w, EXIT_WAIT_MS, 3, argv,
 			  NULL) < 0) {
 		event_base_loopbreak(w->base);
@@ -1055,6 +1127,8 @@ static void worker_release(struct worker *w)
 		free(s->partial_key);
 		if (s->release)
 			event_free(s->release);
+		if (s->gate_ev)
+			event_free(s->gate_ev);
 		free(s->label);
 	}
 	free(w->slots);
@@ -1102,7 +1176,10 @@ static void worker_release(struct worker *w)
 		event_free(w->promote_ev);
 	if (w->handback_ev)
 		event_free(w->handback_ev);
+	if (w->gate_kick)
+		event_free(w->gate_kick);
 	free(w->workers_key);
+	free(w->caps_key);
 	free(w->delayed_key);
 	free(w->dead_key);
 	free(w->control_key);
@@ -1136,6 +1213,7 @@ int worker_run(const struct worker_opts *o)
 	w.consumer = xasprintf("%s-%ld", o->name, (long)getpid());
 	w.reaper_label = xasprintf("%s/reaper", o->name);
 	w.workers_key = key_workers(o->prefix);
+	w.caps_key = key_worker_caps(o->prefix);
 	w.delayed_key = key_delayed(o->prefix);
 	w.dead_key = key_dead(o->prefix);
 	w.control_key = key_control(o->prefix);
@@ -1164,7 +1242,9 @@ int worker_run(const struct worker_opts *o)
 				      ? o->grace_s
 				      : WORKER_KILL_DELAY_S;
 		s->release = event_new(w.base, -1, 0, on_slot_release, s);
+		s->gate_ev = evtimer_new(w.base, on_gate_timeout, s);
 	}
+	w.gate_kick = event_new(w.base, -1, 0, on_gate_kick, &w);
 	backoff_init(&w.rng, 1, 1);
 	w.ev_term = evsignal_new(w.base, SIGTERM, on_stop_signal, &w);
 	w.ev_int = evsignal_new(w.base, SIGINT, on_stop_signal, &w);
@@ -1197,9 +1277,10 @@ int worker_run(const struct worker_opts *o)
 	sha1_hex(script_promote, strlen(script_promote), w.sha_promote);
 
 	where = redis_url_display(&o->url);
-	log_info("worker %s: %u slots, queues %s%s, redis %s, lease %u s",
+	log_info("worker %s: %u slots, queues %s%s, redis %s, lease %u s, "
+		 "start gate %u",
 		 w.consumer, o->slots, o->queues[0],
-		 o->nqueues > 1 ? " ..." : "", where, lease);
+		 o->nqueues > 1 ? " ..." : "", where, lease, o->start_gate);
 	log_debug("pytest: %s ..., plugin dir %s", o->runners.pytest[0],
 		  o->plugin_dir ? o->plugin_dir : "(none)");
 	cmd_name = xasprintf("%s (commands)", where);

@@ -19,6 +19,10 @@
 #define WORKER_LEASE_S 30u     /* default --lease */
 #define WORKER_GRACE_S 20u     /* default --grace */
 #define WORKER_KILL_DELAY_S 5u /* TERM -> KILL after a timeout, at most */
+/* The start gate (--start-gate): a pytest or Playwright runner holds its
+ * place from its start until its first test starts, it exits, or this
+ * long has passed. */
+#define WORKER_GATE_MAX_MS 2000u
 
 /* Fault injection for tests (TESTFLEET_FAULT, docs/delivery.md "Testing
  * hooks"): the process dies with _exit(137) around the complete script of
@@ -44,6 +48,10 @@ struct worker_opts {
 	int exit_when_idle_s; /* -1 = never */
 	enum worker_fault fault;
 	struct artifacts_conf artifacts; /* what tasks' artifacts become */
+	/* At most this many pytest or Playwright runners in their start-up
+	 * (CPU-bound imports and collection) at once; the next waits. 0 =
+	 * no gate. Default: the CPUs the worker may use. */
+	unsigned start_gate;
 };
 
 /* Runs the worker until it is stopped (SIGTERM/SIGINT) or idle long

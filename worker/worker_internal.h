@@ -87,6 +87,8 @@ struct slot {
 	int partial_ttl_set;
 	enum kill_reason kill;
 	struct event *release; /* closes the attempt outside job callbacks */
+	int starting;	       /* its runner holds a place in the start gate */
+	struct event *gate_ev; /* ... until this fires at the latest */
 };
 
 /* One record on its way out with its ack (script_complete). */
@@ -162,6 +164,7 @@ struct worker {
 	char *reaper_label;
 	struct queue *queues;
 	char *workers_key;
+	char *caps_key;
 	char *delayed_key;
 	char *dead_key;
 	char *control_key;
@@ -198,6 +201,8 @@ struct worker {
 	struct event *reap_ev;
 	struct event *promote_ev;
 	struct event *handback_ev;
+	struct event *gate_kick; /* starts what waited at the gate */
+	unsigned starting;	 /* runners in their start-up (the gate) */
 	int promoting;
 	struct timespec renewed;
 	/* No reaping before this (unix ms): set a lease ahead on every

@@ -977,6 +977,62 @@ static void test_auto_history_contention(void **state)
 	free_ids(ids, 40);
 }
 
+static void test_auto_history_gate(void **state)
+{
+	/* 12 tests of 1 s, 4 slots, a start-up of 1 s a task with one
+	 * starting at a time (measured 1 s with 1 at once).
+	 * Without a gate the T tasks start together, T s each: T + 12 / T
+	 * is 7 at T = 3 and 4, so 3 tasks of 4 s.
+	 * Through a gate of 1 task k is ready at k + 1 s: with 3 tasks the
+	 * ends are at best (1 + 2 + 3 + 12) / 3 = 6, loads 5, 4 and 3;
+	 * with 4, at best (1 + 2 + 3 + 4 + 12) / 4 = 5.5, so 6 too; with
+	 * 2, 8. So 3 tasks, the first in the queue with the most. */
+	struct shard_startup st = {.default_s = SHARD_STARTUP_S,
+				   .learned = 1,
+				   .overhead_s = 1,
+				   .concurrency = 1,
+				   .floor_s = 1};
+	char **ids = make_ids(12, 1);
+	double est[12];
+	struct shard_plan p, q;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 12; i++)
+		est[i] = 1;
+	shard_plan_build_with(ids, est, 12, 4, mode_of("auto"), &st, &p);
+	check_plan(&p, 12, est);
+	assert_int_equal(p.ntasks, 3);
+	for (i = 0; i < 3; i++)
+		assert_true(p.tasks[i].estimate_s == 4);
+	shard_plan_release(&p);
+
+	st.gate = 1;
+	assert_true(shard_ready_at(&st, 3, 0) == 1);
+	assert_true(shard_ready_at(&st, 3, 2) == 3);
+	shard_plan_build_with(ids, est, 12, 4, mode_of("auto"), &st, &p);
+	check_plan(&p, 12, est);
+	assert_int_equal(p.ntasks, 3);
+	assert_true(p.tasks[0].estimate_s == 5);
+	assert_true(p.tasks[1].estimate_s == 4);
+	assert_true(p.tasks[2].estimate_s == 3);
+	assert_int_equal(p.gate, 1);
+	/* the same history, the same plan */
+	shard_plan_build_with(ids, est, 12, 4, mode_of("auto"), &st, &q);
+	assert_same_plan(&p, &q);
+	shard_plan_release(&q);
+	shard_plan_release(&p);
+
+	/* A gate as wide as the tasks is no gate: all start at once. */
+	st.gate = 4;
+	assert_true(shard_ready_at(&st, 3, 2) == 3);
+	shard_plan_build_with(ids, est, 12, 4, mode_of("auto"), &st, &p);
+	assert_int_equal(p.ntasks, 3);
+	assert_true(p.tasks[2].estimate_s == 4);
+	shard_plan_release(&p);
+	free_ids(ids, 12);
+}
+
 static void test_auto_startup_sets_task_floor(void **state)
 {
 	/* No history: 400 files of one test, 20 s at the 0.05 s default, 2
@@ -1057,6 +1113,7 @@ int main(void)
 	    cmocka_unit_test(test_startup_at),
 	    cmocka_unit_test(test_auto_history_fewest_tasks),
 	    cmocka_unit_test(test_auto_history_contention),
+	    cmocka_unit_test(test_auto_history_gate),
 	    cmocka_unit_test(test_auto_startup_sets_task_floor),
 	    cmocka_unit_test(test_format_duration),
 	};
