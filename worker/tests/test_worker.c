@@ -623,9 +623,13 @@ static void test_lease_lost_kills(void **state)
 	t.tests = tests;
 	t.ntests = 1;
 	enqueue(f, &t);
+	/* The thief keeps claiming the entry (for 6 s), as a live worker
+	 * renews its lease: otherwise this worker's own reaper could take
+	 * it back from the idle "thief" before it exits. */
 	line = xasprintf("sleep 1.5; id=$(%s -s %s XPENDING tf:q:lease workers "
-			 "- + 1 | head -n 1); %s -s %s XCLAIM tf:q:lease "
-			 "workers thief 0 \"$id\" JUSTID >/dev/null",
+			 "- + 1 | head -n 1); for i in $(seq 12); do %s -s %s "
+			 "XCLAIM tf:q:lease workers thief 0 \"$id\" JUSTID "
+			 ">/dev/null; sleep 0.5; done",
 			 REDIS_CLI, f->sock, REDIS_CLI, f->sock);
 	background(line);
 	free(line);
