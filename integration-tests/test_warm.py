@@ -286,3 +286,21 @@ def test_start_gate(sandbox, cluster):
     times = gate_times(marks)
     # All four began their start-up before the first reached its test.
     assert times[-1][0] < times[0][1], times
+
+
+def test_plan_counts_fleet_slots(sandbox, cluster):
+    """Without -w the plan is for the live workers' slots (tf:workers:cap),
+    not the producer's CPUs; -w still wins."""
+    suite, _ = gate_suite(sandbox.base)
+    c = cluster(name="fleet")
+    c.add_workers(1, slots=3)
+    c.add_workers(1, slots=2)
+    time.sleep(0.5)  # both heartbeats written
+    res = sandbox.run(["run", "--dry-run", "--redis", c.url, "tests"],
+                      cwd=suite, timeout=60)
+    assert res.rc == 0, res.describe(c.logs())
+    assert " on 5 slots " in res.out.splitlines()[0], res.describe()
+    res = sandbox.run(["run", "--dry-run", "--redis", c.url, "-w", "7",
+                       "tests"], cwd=suite, timeout=60)
+    assert res.rc == 0, res.describe(c.logs())
+    assert " on 7 slots " in res.out.splitlines()[0], res.describe()

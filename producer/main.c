@@ -905,6 +905,32 @@ static unsigned main_slots(const struct main_ctx *ctx)
 	return main_cpu_count();
 }
 
+/* Without -w or defaults.workers, a run on a fleet is planned for the
+ * slots its live workers have (the largest of the run's queues, from
+ * <prefix>:workers:cap), rather than for this machine's CPUs; fallback
+ * when no worker says. */
+static unsigned main_fleet_slots(const struct main_ctx *ctx, redisContext *c,
+				 char *const *queues, size_t nq,
+				 unsigned fallback)
+{
+	unsigned best = 0, slots, gate;
+	char err[512];
+	size_t i;
+
+	if (ctx->cli.workers > 0 || (ctx->have_conf && ctx->conf.workers > 0))
+		return fallback;
+	for (i = 0; i < nq; i++) {
+		if (queues_capacity(c, ctx->prefix, queues[i], main_now(),
+				    &slots, &gate, err, sizeof(err)) < 0) {
+			log_debug("worker capacity not read: %s", err);
+			return fallback;
+		}
+		if (slots > best)
+			best = slots;
+	}
+	return best > 0 ? best : fallback;
+}
+
 /* The distinct queues of the jobs (borrowed strings). */
 static char **main_queues(const struct main_job *jobs, size_t n, size_t *nq)
 {
@@ -1702,6 +1728,8 @@ static int main_run(struct main_ctx *ctx, int submit)
 		goto out;
 	}
 	queues = main_queues(jobs, njobs, &nq);
+	if (ctx->have_url)
+		slots = main_fleet_slots(ctx, c, queues, nq, slots);
 	if (!ctx->have_url) {
 		/* The history of local mode is in its cache: a run starts
 		 * everything, a dry run only a redis-server to read an
