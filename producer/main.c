@@ -905,29 +905,41 @@ static unsigned main_slots(const struct main_ctx *ctx)
 	return main_cpu_count();
 }
 
+/* The live workers' slots and start gates behind each of the nq queues
+ * (queues_capacity), read once for the plan; zeros where no worker says
+ * or Redis could not be read. */
+static void main_read_caps(const struct main_ctx *ctx, redisContext *c,
+			   char *const *queues, size_t nq, unsigned *slots,
+			   unsigned *gate)
+{
+	char err[512];
+	size_t i;
+
+	for (i = 0; i < nq; i++) {
+		slots[i] = gate[i] = 0;
+		if (c != NULL &&
+		    queues_capacity(c, ctx->prefix, queues[i], main_now(),
+				    &slots[i], &gate[i], err, sizeof(err)) < 0)
+			log_debug("queue %s: worker capacity not read: %s",
+				  queues[i], err);
+	}
+}
+
 /* Without -w or defaults.workers, a run on a fleet is planned for the
- * slots its live workers have (the largest of the run's queues, from
- * <prefix>:workers:cap), rather than for this machine's CPUs; fallback
- * when no worker says. */
-static unsigned main_fleet_slots(const struct main_ctx *ctx, redisContext *c,
-				 char *const *queues, size_t nq,
+ * slots its live workers have (the largest of the run's queues), rather
+ * than for this machine's CPUs; fallback when no worker says. */
+static unsigned main_fleet_slots(const struct main_ctx *ctx,
+				 const unsigned *slots, size_t nq,
 				 unsigned fallback)
 {
-	unsigned best = 0, slots, gate;
-	char err[512];
+	unsigned best = 0;
 	size_t i;
 
 	if (ctx->cli.workers > 0 || (ctx->have_conf && ctx->conf.workers > 0))
 		return fallback;
-	for (i = 0; i < nq; i++) {
-		if (queues_capacity(c, ctx->prefix, queues[i], main_now(),
-				    &slots, &gate, err, sizeof(err)) < 0) {
-			log_debug("worker capacity not read: %s", err);
-			return fallback;
-		}
-		if (slots > best)
-			best = slots;
-	}
+	for (i = 0; i < nq; i++)
+		if (slots[i] > best)
+			best = slots[i];
 	return best > 0 ? best : fallback;
 }
 
@@ -1346,34 +1358,34 @@ static int main_start_local(struct main_ctx *ctx, char **queues, size_t nq,
 	return *c == NULL ? code : 0;
 }
 
-/* Reads the job's estimates from the history (c NULL: none) and shards
- * it. A history that cannot be read is a warning: the run goes on with
- * unknown durations. */
 /* How many of the job's tasks the fleet starts at once (the live
- * workers' start gates, docs/scheduling.md "Start gate"): 0 when none
- * says; in local mode, without its worker's heartbeat yet, the CPUs here
- * (that worker's default). */
-static unsigned main_fleet_gate(const struct main_ctx *ctx, redisContext *c,
-				const struct main_job *j)
+ * workers' start gates of its queue, from main_read_caps; docs/scheduling.md
+ * "Start gate"): 0 when none says; in local mode, without its worker's
+ * heartbeat yet, the CPUs here (that worker's default). */
+static unsigned main_job_gate(const struct main_ctx *ctx,
+			      const struct main_job *j, char *const *queues,
+			      const unsigned *gates, size_t nq)
 {
-	unsigned slots = 0, gate = 0;
-	char err[512];
+	unsigned gate = 0;
+	size_t i;
 
 	if (j->runner == NULL || strcmp(j->runner, "command") == 0)
 		return 0; /* not gated */
-	if (queues_capacity(c, ctx->prefix, j->queue, main_now(), &slots,
-			    &gate, err, sizeof(err)) < 0)
-		log_debug("suite %s: worker capacity not read: %s", j->suite,
-			  err);
+	for (i = 0; i < nq; i++)
+		if (strcmp(queues[i], j->queue) == 0)
+			gate = gates[i];
 	if (gate == 0 && !ctx->have_url)
 		gate = usable_cpus();
-	log_debug("suite %s: the fleet starts %u runners at once (%u slots)",
-		  j->suite, gate, slots);
+	log_debug("suite %s: the fleet starts %u runners at once", j->suite,
+		  gate);
 	return gate;
 }
 
+/* Reads the job's estimates from the history (c NULL: none) and shards
+ * it. A history that cannot be read is a warning: the run goes on with
+ * unknown durations. */
 static void main_plan_job(const struct main_ctx *ctx, redisContext *c,
-			  struct main_job *j, unsigned slots)
+			  struct main_job *j, unsigned slots, unsigned gate)
 {
 	struct shard_mode mode;
 	char err[1024];
@@ -1400,7 +1412,7 @@ static void main_plan_job(const struct main_ctx *ctx, redisContext *c,
 			log_warn("suite %s: start-up history not read: %s",
 				 j->suite, err);
 		free(key);
-		j->startup.gate = main_fleet_gate(ctx, c, j);
+		j->startup.gate = gate;
 	}
 	j->unknown_s = shard_unknown_estimate(j->est, j->disc.nids, NULL);
 	log_debug("suite %s: history %s:durations:%s:%s knows %zu of %zu "
@@ -1644,6 +1656,7 @@ static int main_run(struct main_ctx *ctx, int submit)
 	struct policy policy;
 	redisContext *c = NULL;
 	char **queues = NULL;
+	unsigned *cap_slots = NULL, *cap_gates = NULL;
 	char *run = NULL, *cache = NULL, *history = NULL;
 	char err[1024], eta_s[32];
 	unsigned slots = main_slots(ctx);
@@ -1728,9 +1741,12 @@ static int main_run(struct main_ctx *ctx, int submit)
 		goto out;
 	}
 	queues = main_queues(jobs, njobs, &nq);
-	if (ctx->have_url)
-		slots = main_fleet_slots(ctx, c, queues, nq, slots);
-	if (!ctx->have_url) {
+	cap_slots = xcalloc(nq ? nq : 1, sizeof(*cap_slots));
+	cap_gates = xcalloc(nq ? nq : 1, sizeof(*cap_gates));
+	if (ctx->have_url) {
+		main_read_caps(ctx, c, queues, nq, cap_slots, cap_gates);
+		slots = main_fleet_slots(ctx, cap_slots, nq, slots);
+	} else {
 		/* The history of local mode is in its cache: a run starts
 		 * everything, a dry run only a redis-server to read an
 		 * existing cache. */
@@ -1740,9 +1756,13 @@ static int main_run(struct main_ctx *ctx, int submit)
 			 ctx, queues, nq, slots, cache, cli->dry_run,
 			 main_has_commands(jobs, njobs), &lm, &c)) != 0)
 			goto out;
+		/* Its worker may have said already. */
+		main_read_caps(ctx, c, queues, nq, cap_slots, cap_gates);
 	}
 	for (i = 0; i < njobs; i++) {
-		main_plan_job(ctx, c, &jobs[i], slots);
+		main_plan_job(
+		    ctx, c, &jobs[i], slots,
+		    main_job_gate(ctx, &jobs[i], queues, cap_gates, nq));
 		ntasks += jobs[i].plan.ntasks;
 		nknown += jobs[i].nknown;
 	}
@@ -1841,6 +1861,8 @@ out:
 	free(phases);
 	free(batches);
 	free(queues);
+	free(cap_gates);
+	free(cap_slots);
 	free(run);
 	for (i = 0; i < njobs; i++)
 		main_job_release(&jobs[i]);
