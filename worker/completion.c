@@ -295,6 +295,10 @@ static void on_completed(struct rconn *conn, redisReply *r, void *priv)
 
 /* TESTFLEET_FAULT: die like a killed worker (the runners follow by
  * PR_SET_PDEATHSIG). */
+/* How long a worker under TESTFLEET_FAULT=exit-after-complete waits
+ * between sending the complete script and dying. */
+#define FAULT_SETTLE_US (200 * 1000)
+
 static void fault_exit(const char *when)
 {
 	log_warn("TESTFLEET_FAULT: exiting %s the complete script", when);
@@ -368,6 +372,10 @@ void completion_publish(struct completion *c)
 		if (rconn_flush(w->cmd, 2000) < 0)
 			log_warn("TESTFLEET_FAULT: could not flush the "
 				 "command");
+		/* Dying with replies unread resets the connection, and
+		 * Redis may drop the script unread: give it the time to
+		 * run it, then die without reading the reply. */
+		usleep(FAULT_SETTLE_US);
 		fault_exit("after sending");
 	}
 }
