@@ -123,13 +123,13 @@ def suite(tmp_path):
     return d
 
 
-def spawn(z, d, mark, go_word):
-    """One request; returns (answer, exit status, output)."""
+def spawn(z, d, mark, go_word, args=("test_m.py",)):
+    """One request; returns (pid, wait status, output)."""
     go_r, go_w = os.pipe()
     out_r, out_w = os.pipe()
     env = {"PATH": "/usr/bin:/bin", "MARK": str(mark),
            "PYTHONDONTWRITEBYTECODE": "1"}
-    z.send(request(str(d), ["-q", "-p", "no:cacheprovider", "test_m.py"],
+    z.send(request(str(d), ["-q", "-p", "no:cacheprovider"] + list(args),
                    env), [go_r, out_w])
     os.close(go_r)
     os.close(out_w)
@@ -171,6 +171,56 @@ def test_go_pipe_and_task_process(tmp_path):
         mark.unlink()
         pid, st, out = spawn(z, d, mark, b"x")
         assert os.WEXITSTATUS(st) == 0 and not mark.exists()
+    finally:
+        rest = z.close()
+    assert z.returncode == 0, rest
+
+
+EXIT_TESTS = r'''
+import atexit, os, sys, threading, time
+
+def _late():
+    time.sleep(0.3)
+    with open(os.environ["MARK"] + ".thread", "w") as f:
+        f.write("done")
+
+def _bye():
+    with open(os.environ["MARK"] + ".atexit", "w") as f:
+        f.write("ran")
+    sys.stdout.write("atexit wrote this")  # no newline: the exit flushes
+
+def test_leaves_work_for_the_exit():
+    atexit.register(_bye)
+    threading.Thread(target=_late).start()
+
+def test_fails():
+    assert False
+'''
+
+
+def test_task_exit(tmp_path):
+    """The task process ends without the interpreter's teardown
+    (docs/runners.md), but as a fresh pytest would for what a test can
+    see: a non-daemon thread finishes, atexit handlers run, unflushed
+    output arrives, and the status is pytest's."""
+    d = suite(tmp_path)
+    (d / "test_exit.py").write_text(EXIT_TESTS)
+    z = Zygote(d)
+    try:
+        mark = tmp_path / "mark"
+        pid, st, out = spawn(z, d, mark, b"g", ["test_exit.py"])
+        assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 1, (st, out)
+        assert "1 failed, 1 passed" in out, out
+        assert out.rstrip().endswith("atexit wrote this"), out
+        assert (tmp_path / "mark.atexit").read_text() == "ran"
+        assert (tmp_path / "mark.thread").read_text() == "done"
+        # Nothing collected: 5; a usage error: 4 -- as pytest exits.
+        _, st, out = spawn(z, d, mark, b"g", ["-k", "no_such_test",
+                                               "test_exit.py"])
+        assert os.WEXITSTATUS(st) == 5, (st, out)
+        _, st, out = spawn(z, d, mark, b"g", ["--no-such-option"])
+        assert os.WEXITSTATUS(st) == 4, (st, out)
+        assert "unrecognized arguments" in out, out
     finally:
         rest = z.close()
     assert z.returncode == 0, rest

@@ -31,7 +31,8 @@ environment, cwd and argv.
 What differs from a fresh pytest: pytest and its built-in plugins are
 imported before the task's environment is set (the worker starts one
 zygote per environment, so PYTHONPATH and the like are the task's), and
-the hash seed is the zygote's. Plugins, conftest files and tests are
+the hash seed is the zygote's; the task process ends without the
+interpreter's teardown (leave()). Plugins, conftest files and tests are
 imported by the task, as usual. Standard library only.
 """
 
@@ -58,6 +59,17 @@ class BadRequest(Exception):
     pass
 
 
+# What every pytest run imports late (pytest 7: its debugging and
+# faulthandler plugins, argument completion; hashlib and queue for
+# pytest-xdist's execnet), what the testfleet plugin and pytest's JUnit
+# writer use. Standard library and pytest's own modules only: a plugin
+# imported here would miss pytest's assertion rewriting ("Module already
+# imported so cannot be rewritten").
+PRELOAD = ("pdb", "faulthandler", "hashlib", "queue", "json",
+           "xml.etree.ElementTree", "_pytest._argcomplete",
+           "_pytest.config.compat")
+
+
 def preload():
     """Imports what every pytest run imports."""
     import pytest  # noqa: F401
@@ -65,9 +77,11 @@ def preload():
 
     for name in _pytest.config.default_plugins:
         importlib.import_module("_pytest." + name)
-    # What the testfleet plugin and pytest's JUnit writer use.
-    import json  # noqa: F401
-    import xml.etree.ElementTree  # noqa: F401
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # another pytest version; the task imports what it uses
 
 
 def recv_exact(sock, n):
@@ -281,7 +295,41 @@ def run_pytest(argv0, mode, args):
     sys.argv = [argv0] + args
     sys.modules["__main__"].__file__ = argv0
     entry = getattr(pytest, "console_main", None) or pytest.main
-    sys.exit(entry())
+    try:
+        status = entry()
+    except SystemExit as e:
+        status = e.code
+    leave(status)
+
+
+def leave(status):
+    """Ends the task process as multiprocessing ends a forked child, not
+    with the interpreter's full teardown: that would touch every object
+    inherited from the zygote (a copy-on-write fault per page, about 10 ms
+    a task). Non-daemon threads are joined, atexit handlers run (pytest-cov
+    and logging save there), stdout and stderr are flushed; objects still
+    alive are not finalized. The status as sys.exit takes it."""
+    import atexit
+    import threading
+
+    if status is None:
+        code = 0
+    elif isinstance(status, int):
+        code = status & 0xFF
+    else:
+        sys.stderr.write("%s\n" % (status,))
+        code = 1
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            if code == 0:
+                code = 120  # what Python exits with when this fails
+    os._exit(code)
 
 
 def main():
