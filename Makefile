@@ -6,7 +6,7 @@ OPT ?= -O2
 CFLAGS ?= $(OPT) -g
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 CPPFLAGS += -D_GNU_SOURCE -Ishared $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 PYTHON := /usr/bin/python3
 
 SHARED_SRC := $(wildcard shared/*.c)
@@ -117,20 +117,20 @@ clean:
 -include $(SHARED_OBJ:.o=.d) $(PRODUCER_OBJ:.o=.d) $(WORKER_OBJ:.o=.d) build/uploader/main.d
 -include $(JUNIT_DL_OBJ:.o=.d)
 
-# libFuzzer target for the msgpack codec (needs clang); see fuzz/fuzz_proto.c.
 # libFuzzer targets, one per decoder of outside input. Each links the
 # sources it exercises directly, so they are instrumented too.
 FUZZ_SECONDS ?= 60
 FUZZ_CC := clang -g -O1 -fsanitize=fuzzer,address,undefined
-FUZZ_TARGETS := proto junit config events
+FUZZ_TARGETS := proto junit config events collected
 fuzz_proto_SRC := shared/proto.c shared/xmalloc.c
 fuzz_junit_SRC := shared/junit.c shared/buf.c shared/xmalloc.c
 fuzz_config_SRC := shared/config.c shared/buf.c shared/xmalloc.c
 fuzz_events_SRC := worker/events.c worker/capture.c shared/utf8.c shared/proto.c shared/buf.c shared/xmalloc.c
+fuzz_collected_SRC := producer/collected.c producer/discover.c producer/proc.c shared/redisconn.c shared/redisurl.c shared/backoff.c shared/sha1.c shared/buf.c shared/xmalloc.c shared/log.c
 
-build/fuzz_%: fuzz/fuzz_%.c $(wildcard shared/*.h worker/*.h) $(wildcard shared/*.c worker/*.c)
+build/fuzz_%: fuzz/fuzz_%.c $(wildcard shared/*.h worker/*.h producer/*.h) $(wildcard shared/*.c worker/*.c producer/*.c)
 	@mkdir -p build
-	$(FUZZ_CC) $(CPPFLAGS) -Iworker $(WARN) -o $@ $< $(fuzz_$*_SRC) $(LIBS)
+	$(FUZZ_CC) $(CPPFLAGS) -Iworker -Iproducer $(WARN) -o $@ $< $(fuzz_$*_SRC) $(LIBS)
 
 # make fuzz: every target for FUZZ_SECONDS each, on a copy of its corpus.
 fuzz: $(FUZZ_TARGETS:%=build/fuzz_%)

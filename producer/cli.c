@@ -36,6 +36,7 @@ enum cli_opt {
 	OPT_DETACH,
 	OPT_DRYRUN,
 	OPT_NOCACHE,
+	OPT_FRESHCOLLECT,
 	OPT_QUIET,
 	OPT_VERBOSE,
 	OPT_NOCOLOR,
@@ -92,6 +93,7 @@ static const struct cli_option cli_options[OPT_COUNT] = {
     [OPT_DETACH] = {"detach", 0, 0, ON_RUNLIKE | ON_LATER},
     [OPT_DRYRUN] = {"dry-run", 0, 0, ON_RUNLIKE | ON_LATER},
     [OPT_NOCACHE] = {"no-cache", 0, 0, ON_RUN | ON_LATER},
+    [OPT_FRESHCOLLECT] = {"fresh-collection", 0, 0, ON_RUNLIKE | ON_LATER},
     [OPT_QUIET] = {"quiet", 'q', 0, ON_ALL},
     [OPT_VERBOSE] = {"verbose", 'v', 0, ON_ALL},
     [OPT_NOCOLOR] = {"no-color", 0, 0, ON_ALL},
@@ -286,6 +288,9 @@ static int cli_set(struct cli *c, enum cli_opt id, const char *spelled,
 		return 0;
 	case OPT_NOCACHE:
 		c->no_cache = 1;
+		return 0;
+	case OPT_FRESHCOLLECT:
+		c->fresh_collection = 1;
 		return 0;
 	case OPT_SKIPPREFLIGHT:
 		c->skip_preflight = 1;
@@ -626,6 +631,10 @@ void cli_usage(FILE *out)
 	      "                         nothing\n"
 	      "  --no-cache             local mode: no .testfleet cache "
 	      "folder (no history)\n"
+	      "  --fresh-collection     queue nothing before this run's "
+	      "collection ends (default:\n"
+	      "                         with Redis, start from the suite's "
+	      "last collection)\n"
 	      "  --skip-preflight       do not run the config's preflight "
 	      "checks\n"
 	      "  --keep-artifacts       keep what tests leave in "

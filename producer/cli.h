@@ -48,6 +48,8 @@ struct cli {
 	int detach;	      /* --detach */
 	int dry_run;	      /* --dry-run: print the plan, queue nothing */
 	int no_cache;	      /* --no-cache: local mode keeps no cache */
+	int fresh_collection; /* --fresh-collection: no start from the last
+			       * collection */
 	int quiet;	      /* -q/--quiet */
 	int verbose;	      /* -v/--verbose, counted */
 	int no_color;	      /* --no-color */

@@ -5,6 +5,7 @@
  * infrastructure, 4 cancelled). */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "aggregate.h"
 #include "buf.h"
 #include "cli.h"
+#include "collected.h"
 #include "command.h"
 #include "config.h"
 #include "cpus.h"
@@ -499,7 +501,8 @@ static char *main_abs_dir(const char *base, const char *dir)
 	return out;
 }
 
-static void main_job_release(struct main_job *j)
+/* Undoes main_plan_job. */
+static void main_job_unplan(struct main_job *j)
 {
 	size_t t;
 
@@ -508,9 +511,19 @@ static void main_job_release(struct main_job *j)
 	free(j->cmd_env);
 	free(j->cmd_nenv);
 	free(j->cmd_plans);
-	discover_result_release(&j->disc);
 	shard_plan_release(&j->plan);
 	free(j->est);
+	j->cmd_env = NULL;
+	j->cmd_nenv = NULL;
+	j->cmd_plans = NULL;
+	j->est = NULL;
+	j->nknown = 0;
+}
+
+static void main_job_release(struct main_job *j)
+{
+	main_job_unplan(j);
+	discover_result_release(&j->disc);
 	free(j->cwd);
 	free(j->mark_own);
 	free(j->grep_invert);
@@ -851,42 +864,251 @@ static enum discover_status main_discover_other(struct main_ctx *ctx,
 	return playwright_discover(&po, &j->disc);
 }
 
-static int main_discover(struct main_ctx *ctx, struct main_job *j)
+static void main_discover_opts(const struct main_ctx *ctx,
+			       const struct main_job *j,
+			       struct discover_opts *o)
 {
-	struct discover_opts o;
-	enum discover_status st;
-	const char *d;
+	memset(o, 0, sizeof(*o));
+	o->pytest = ctx->pytest;
+	o->cwd = j->cwd;
+	o->mark = j->mark;
+	o->kexpr = j->kexpr;
+	o->paths = j->paths;
+	o->npaths = j->npaths;
+	o->stop = &main_stop;
+}
 
-	memset(&o, 0, sizeof(o));
-	o.pytest = ctx->pytest;
-	o.cwd = j->cwd;
-	o.mark = j->mark;
-	o.kexpr = j->kexpr;
-	o.paths = j->paths;
-	o.npaths = j->npaths;
-	o.stop = &main_stop;
-	st = strcmp(j->runner, "pytest") == 0 ? discover_run(&o, &j->disc)
-					      : main_discover_other(ctx, j);
-	switch (st) {
-	case DISCOVER_OK:
-		log_debug("suite %s: %zu tests collected in %s (ids relative "
-			  "to %s)",
-			  j->suite, j->disc.nids, j->cwd, j->disc.root);
-		return 0;
-	case DISCOVER_STOPPED:
+/* What a collection that did not give ids means for the user: the error
+ * and pytest's own lines on stderr, and the exit status. */
+static int main_discover_failed(const struct main_ctx *ctx,
+				const struct main_job *j)
+{
+	if (j->disc.status == DISCOVER_STOPPED) {
 		main_error("interrupted");
 		return EXIT_CANCELLED;
-	default:
-		break;
 	}
 	if (ctx->have_conf)
 		main_error("suite %s: %s", j->suite, j->disc.message);
 	else
 		main_error("%s", j->disc.message);
-	d = j->disc.details;
-	if (d != NULL)
-		fputs(d, stderr);
+	if (j->disc.details != NULL)
+		fputs(j->disc.details, stderr);
 	return j->disc.status == DISCOVER_FAILED ? EXIT_INFRA : EXIT_USAGE;
+}
+
+static int main_discover(struct main_ctx *ctx, struct main_job *j)
+{
+	struct discover_opts o;
+
+	main_discover_opts(ctx, j, &o);
+	if (strcmp(j->runner, "pytest") == 0)
+		discover_run(&o, &j->disc);
+	else
+		main_discover_other(ctx, j);
+	if (j->disc.status != DISCOVER_OK)
+		return main_discover_failed(ctx, j);
+	log_debug("suite %s: %zu tests collected in %s (ids relative to %s)",
+		  j->suite, j->disc.nids, j->cwd, j->disc.root);
+	return 0;
+}
+
+/* ---- starting from the last collection (collected.h) ------------------ */
+
+/* The collection running beside a run queued from the last one. */
+struct main_recollect {
+	const struct main_ctx *ctx;
+	struct main_job *jobs;
+	size_t njobs;
+	struct discover_result *fresh; /* per job */
+	pthread_t thread;
+	int running;
+};
+
+static char *main_collected_key(const struct main_ctx *ctx,
+				const struct main_job *j)
+{
+	struct collected_inputs in;
+
+	memset(&in, 0, sizeof(in));
+	in.runner = j->runner;
+	in.command = ctx->pytest;
+	in.cwd = j->cwd;
+	in.mark = j->mark;
+	in.kexpr = j->kexpr;
+	in.paths = j->paths;
+	in.npaths = j->npaths;
+	in.env = j->env;
+	in.nenv = j->nenv;
+	return collected_key(ctx->prefix, &in);
+}
+
+/* Keeps each pytest suite's collection for the next run; a failure is
+ * only a warning (the next run then waits for its collection). */
+static void main_keep_collections(const struct main_ctx *ctx,
+				  redisContext *c, const struct main_job *jobs,
+				  size_t njobs)
+{
+	char err[1024];
+	size_t i;
+
+	for (i = 0; c != NULL && i < njobs; i++) {
+		char *key;
+
+		if (strcmp(jobs[i].runner, "pytest") != 0 ||
+		    jobs[i].disc.status != DISCOVER_OK)
+			continue;
+		key = main_collected_key(ctx, &jobs[i]);
+		if (collected_store(c, key, &jobs[i].disc, err, sizeof(err)) <
+		    0)
+			log_warn("suite %s: collection not kept: %s",
+				 jobs[i].suite, err);
+		free(key);
+	}
+}
+
+static void *main_recollect_thread(void *arg)
+{
+	struct main_recollect *r = arg;
+	struct discover_opts o;
+	size_t i;
+
+	for (i = 0; i < r->njobs; i++) {
+		main_discover_opts(r->ctx, &r->jobs[i], &o);
+		discover_run(&o, &r->fresh[i]);
+	}
+	return NULL;
+}
+
+/* With Redis, every suite a pytest one and each with a kept collection
+ * (and neither --dry-run nor --fresh-collection): fills the jobs' disc
+ * from the kept ones, starts collecting afresh beside the run and
+ * returns 1. Else 0, and the jobs are collected as usual. */
+static int main_speculate(const struct main_ctx *ctx, redisContext *c,
+			  struct main_job *jobs, size_t njobs,
+			  struct main_recollect *r)
+{
+	char err[1024];
+	size_t i;
+
+	memset(r, 0, sizeof(*r));
+	if (c == NULL || njobs == 0 || ctx->cli.dry_run ||
+	    ctx->cli.fresh_collection)
+		return 0;
+	for (i = 0; i < njobs; i++) {
+		if (strcmp(jobs[i].runner, "pytest") != 0)
+			return 0;
+	}
+	r->fresh = xcalloc(njobs, sizeof(*r->fresh));
+	for (i = 0; i < njobs; i++) {
+		char *key = main_collected_key(ctx, &jobs[i]);
+		int got = collected_load(c, key, &r->fresh[i], err,
+					 sizeof(err));
+
+		if (got < 0)
+			log_warn("suite %s: last collection not read: %s",
+				 jobs[i].suite, err);
+		free(key);
+		if (got <= 0)
+			goto none;
+	}
+	r->ctx = ctx;
+	r->jobs = jobs;
+	r->njobs = njobs;
+	for (i = 0; i < njobs; i++) {
+		jobs[i].disc = r->fresh[i];
+		memset(&r->fresh[i], 0, sizeof(r->fresh[i]));
+		log_debug("suite %s: starting from its last collection (%zu "
+			  "tests) while collecting again",
+			  jobs[i].suite, jobs[i].disc.nids);
+	}
+	if (pthread_create(&r->thread, NULL, main_recollect_thread, r) != 0) {
+		log_warn("cannot collect beside the run: %s", strerror(errno));
+		for (i = 0; i < njobs; i++)
+			discover_result_release(&jobs[i].disc);
+		goto none;
+	}
+	r->running = 1;
+	return 1;
+none:
+	for (i = 0; i < njobs; i++)
+		discover_result_release(&r->fresh[i]);
+	free(r->fresh);
+	memset(r, 0, sizeof(*r));
+	return 0;
+}
+
+/* Waits for the fresh collection. Returns 1 when every suite's is the
+ * one the run was queued from, else 0 (r->fresh then holds them). */
+static int main_recollect_join(struct main_recollect *r)
+{
+	size_t i;
+	int same = 1;
+
+	if (!r->running)
+		return 1;
+	pthread_join(r->thread, NULL);
+	r->running = 0;
+	for (i = 0; i < r->njobs; i++) {
+		if (!collected_same(&r->jobs[i].disc, &r->fresh[i]))
+			same = 0;
+	}
+	return same;
+}
+
+static void main_recollect_release(struct main_recollect *r)
+{
+	size_t i;
+
+	if (r->running) {
+		pthread_join(r->thread, NULL);
+		r->running = 0;
+	}
+	for (i = 0; r->fresh != NULL && i < r->njobs; i++)
+		discover_result_release(&r->fresh[i]);
+	free(r->fresh);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Once the run queued from the last collection is created: waits for the
+ * fresh one. Returns 0 when they agree (the run goes on), -1 when the
+ * tests changed -- run cancelled, the jobs given the fresh ids to plan
+ * again -- or an exit status when the fresh collection failed (run
+ * cancelled, the error said). */
+static int main_recollected(const struct main_ctx *ctx, redisContext *c,
+			    struct main_recollect *r, struct main_job *jobs,
+			    size_t njobs, const char *run)
+{
+	char err[1024];
+	size_t i, before = 0, now = 0;
+	int code = -1;
+
+	if (main_recollect_join(r)) {
+		main_keep_collections(ctx, c, jobs, njobs);
+		return 0;
+	}
+	for (i = 0; i < njobs; i++) {
+		before += jobs[i].disc.nids;
+		now += r->fresh[i].nids;
+	}
+	if (run_cancel(c, ctx->prefix, run, "superseded", err, sizeof(err)) <
+	    0)
+		log_warn("run %s not cancelled: %s", run, err);
+	for (i = 0; i < njobs; i++) {
+		discover_result_release(&jobs[i].disc);
+		jobs[i].disc = r->fresh[i];
+		memset(&r->fresh[i], 0, sizeof(r->fresh[i]));
+	}
+	for (i = 0; i < njobs; i++) {
+		if (jobs[i].disc.status != DISCOVER_OK)
+			return main_discover_failed(ctx, &jobs[i]);
+	}
+	/* Even with -q: a cancelled run of its own is news. */
+	fprintf(stderr,
+		"testfleet: the tests changed since the last collection (%zu "
+		"then, %zu now): run %s cancelled, queued again\n",
+		before, now, run);
+	main_keep_collections(ctx, c, jobs, njobs);
+	return code;
 }
 
 static unsigned main_cpu_count(void)
@@ -1652,6 +1874,7 @@ static int main_run(struct main_ctx *ctx, int submit)
 	struct run_batch *batches = NULL;
 	struct run_phase_decl *phases = NULL;
 	struct localmode *lm = NULL;
+	struct main_recollect rec;
 	struct run_spec spec;
 	struct policy policy;
 	redisContext *c = NULL;
@@ -1661,9 +1884,10 @@ static int main_run(struct main_ctx *ctx, int submit)
 	char err[1024], eta_s[32];
 	unsigned slots = main_slots(ctx);
 	double eta;
-	int code = 0, tries;
+	int code = 0, tries, speculative = 0;
 	long swept;
 
+	memset(&rec, 0, sizeof(rec));
 	/* Settled first: a bad retry section is a usage error, and out:
 	 * releases it on every path. */
 	if ((code = main_policy(ctx, &policy)) != 0) {
@@ -1730,11 +1954,18 @@ static int main_run(struct main_ctx *ctx, int submit)
 	 * so bad paths and empty selections never start anything. */
 	if (ctx->have_url && (c = main_connect(ctx, &code)) == NULL)
 		goto out;
-	for (i = 0; i < njobs; i++) {
+	/* With Redis, the run can be queued from the suites' last
+	 * collection while pytest collects again; the fresh one decides
+	 * (main_recollected). */
+	speculative = main_speculate(ctx, c, jobs, njobs, &rec);
+	for (i = 0; !speculative && i < njobs; i++) {
 		if ((code = main_discover(ctx, &jobs[i])) != 0)
 			goto out;
-		ntests += jobs[i].disc.nids;
 	}
+	if (!speculative)
+		main_keep_collections(ctx, c, jobs, njobs);
+	for (i = 0; i < njobs; i++)
+		ntests += jobs[i].disc.nids;
 	if (main_stop) {
 		main_error("interrupted");
 		code = EXIT_CANCELLED;
@@ -1759,6 +1990,7 @@ static int main_run(struct main_ctx *ctx, int submit)
 		/* Its worker may have said already. */
 		main_read_caps(ctx, c, queues, nq, cap_slots, cap_gates);
 	}
+plan:
 	for (i = 0; i < njobs; i++) {
 		main_plan_job(
 		    ctx, c, &jobs[i], slots,
@@ -1775,7 +2007,9 @@ static int main_run(struct main_ctx *ctx, int submit)
 		goto out;
 	}
 	/* Retention: a slice of the old runs goes with each new one. */
-	swept = run_sweep(c, ctx->prefix, main_now(), err, sizeof(err));
+	swept = run == NULL
+		    ? run_sweep(c, ctx->prefix, main_now(), err, sizeof(err))
+		    : 0;
 	if (swept < 0)
 		log_warn("old runs not swept: %s", err);
 	else if (swept > 0)
@@ -1821,6 +2055,28 @@ static int main_run(struct main_ctx *ctx, int submit)
 		code = EXIT_INFRA;
 		goto out;
 	}
+	if (speculative) {
+		speculative = 0;
+		code = main_recollected(ctx, c, &rec, jobs, njobs, run);
+		if (code > 0)
+			goto out;
+		if (code < 0) {
+			/* The tests changed: plan the fresh ones. */
+			code = 0;
+			ntests = ntasks = nknown = 0;
+			for (i = 0; i < njobs; i++) {
+				main_job_unplan(&jobs[i]);
+				ntests += jobs[i].disc.nids;
+			}
+			free(batches);
+			free(history);
+			free(phases);
+			batches = NULL;
+			history = NULL;
+			phases = NULL;
+			goto plan;
+		}
+	}
 	if (!cli->quiet) {
 		/* One write: stderr is unbuffered, and local workers with -v
 		 * log to the same stderr. */
@@ -1853,6 +2109,7 @@ static int main_run(struct main_ctx *ctx, int submit)
 	}
 	code = main_follow(ctx, &c, run, &lm);
 out:
+	main_recollect_release(&rec);
 	if (c != NULL)
 		redisFree(c);
 	localmode_stop(lm);
