@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -914,6 +915,9 @@ static int main_discover(struct main_ctx *ctx, struct main_job *j)
 
 /* ---- starting from the last collection (collected.h) ------------------ */
 
+/* The nice value of the collection beside the run (main_recollect_thread). */
+#define MAIN_RECOLLECT_NICE 10
+
 /* The collection running beside a run queued from the last one. */
 struct main_recollect {
 	const struct main_ctx *ctx;
@@ -972,6 +976,14 @@ static void *main_recollect_thread(void *arg)
 	struct discover_opts o;
 	size_t i;
 
+	/* Behind the run's first tasks for the CPU, which their start-ups
+	 * need at the same moment: Linux keeps a nice value per thread, and
+	 * the collection inherits this one's. Not idle-only: under tests
+	 * that keep every CPU busy it still gets a share. */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), MAIN_RECOLLECT_NICE) <
+	    0)
+		log_debug("collection beside the run: setpriority: %s",
+			  strerror(errno));
 	for (i = 0; i < r->njobs; i++) {
 		main_discover_opts(r->ctx, &r->jobs[i], &o);
 		discover_run(&o, &r->fresh[i]);
