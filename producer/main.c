@@ -1001,6 +1001,7 @@ static int main_speculate(const struct main_ctx *ctx, redisContext *c,
 {
 	char err[1024];
 	size_t i;
+	int e;
 
 	memset(r, 0, sizeof(*r));
 	if (c == NULL || njobs == 0 || ctx->cli.dry_run ||
@@ -1033,8 +1034,9 @@ static int main_speculate(const struct main_ctx *ctx, redisContext *c,
 			  "tests) while collecting again",
 			  jobs[i].suite, jobs[i].disc.nids);
 	}
-	if (pthread_create(&r->thread, NULL, main_recollect_thread, r) != 0) {
-		log_warn("cannot collect beside the run: %s", strerror(errno));
+	e = pthread_create(&r->thread, NULL, main_recollect_thread, r);
+	if (e != 0) {
+		log_warn("cannot collect beside the run: %s", strerror(e));
 		for (i = 0; i < njobs; i++)
 			discover_result_release(&jobs[i].disc);
 		goto none;
@@ -1090,9 +1092,9 @@ static int main_recollected(const struct main_ctx *ctx, redisContext *c,
 			    struct main_recollect *r, struct main_job *jobs,
 			    size_t njobs, const char *run)
 {
+	const char *why = "superseded";
 	char err[1024];
 	size_t i, before = 0, now = 0;
-	int code = -1;
 
 	if (main_recollect_join(r)) {
 		main_keep_collections(ctx, c, jobs, njobs);
@@ -1101,9 +1103,13 @@ static int main_recollected(const struct main_ctx *ctx, redisContext *c,
 	for (i = 0; i < njobs; i++) {
 		before += jobs[i].disc.nids;
 		now += r->fresh[i].nids;
+		if (r->fresh[i].status == DISCOVER_STOPPED)
+			why = "interrupted";
+		else if (r->fresh[i].status != DISCOVER_OK &&
+			 strcmp(why, "superseded") == 0)
+			why = "collection-failed";
 	}
-	if (run_cancel(c, ctx->prefix, run, "superseded", err, sizeof(err)) <
-	    0)
+	if (run_cancel(c, ctx->prefix, run, why, err, sizeof(err)) < 0)
 		log_warn("run %s not cancelled: %s", run, err);
 	for (i = 0; i < njobs; i++) {
 		discover_result_release(&jobs[i].disc);
@@ -1120,7 +1126,7 @@ static int main_recollected(const struct main_ctx *ctx, redisContext *c,
 		"then, %zu now): run %s cancelled, queued again\n",
 		before, now, run);
 	main_keep_collections(ctx, c, jobs, njobs);
-	return code;
+	return -1;
 }
 
 static unsigned main_cpu_count(void)

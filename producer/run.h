@@ -132,7 +132,9 @@ void run_phases_free(struct run_phase_decl *p, size_t n);
 
 /* Cancels a running run with the cancel script (status cancelled with the
  * reason, the "end" entry, a notice on <prefix>:control). reason is one
- * word: "cancelled" (testfleet cancel), "run-timeout", "interrupted".
+ * word: "cancelled" (testfleet cancel), "run-timeout", "interrupted",
+ * "superseded" or "collection-failed" (a run queued from the last
+ * collection, docs/scheduling.md).
  * Returns 1 cancelled, 0 it had already ended (or does not exist), -1
  * with a message in err. */
 int run_cancel(redisContext *c, const char *prefix, const char *run,
