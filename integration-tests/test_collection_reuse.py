@@ -61,11 +61,11 @@ def make_suite(base):
     return suite
 
 
-def run(sandbox, c, suite, tag, extra=()):
+def run(sandbox, c, suite, tag, extra=(), paths=(".",)):
     jpath = sandbox.path("%s.json" % tag)
     res = sandbox.run(["run", "--redis", c.url, "-v", "--json", jpath,
-                       "--shard", "test"] + list(extra) + ["."], cwd=suite,
-                      timeout=120)
+                       "--shard", "test"] + list(extra) + list(paths),
+                      cwd=suite, timeout=120)
     report = load_json(jpath) if os.path.exists(str(jpath)) else None
     if report is not None:
         check_report_schema(report)
@@ -186,3 +186,29 @@ def test_unreadable_kept_collection(sandbox, cluster):
     assert report_outcomes(report) == ids(["test_a", "test_b", "test_c"])
     # Collected afresh and kept again.
     assert rcmd(c, "GET", key).split("\n")[2] == "3"
+
+
+def test_collection_sees_the_suite_env(sandbox, cluster):
+    """The suite's env: is the collection's environment too, so ids made
+    from it are the ones the tasks find."""
+    suite = sandbox.base / "envsuite"
+    suite.mkdir()
+    (suite / "pytest.ini").write_text("[pytest]\n")
+    (suite / "conftest.py").write_text(
+        "import os\n\n\n"
+        "def pytest_generate_tests(metafunc):\n"
+        "    if 'flavour' in metafunc.fixturenames:\n"
+        "        metafunc.parametrize(\n"
+        "            'flavour', [os.environ.get('FLAVOUR', 'none')])\n")
+    (suite / "test_env.py").write_text(
+        "import os\n\n\n"
+        "def test_flavour(flavour):\n"
+        "    assert flavour == os.environ['FLAVOUR']\n")
+    (suite / "testfleet.yaml").write_text(
+        "suites:\n  default:\n    runner: pytest\n    paths: [.]\n"
+        "    env:\n      FLAVOUR: lemon\n")
+    c = cluster(workers=1, slots=1)
+    res, report = run(sandbox, c, suite, "env", paths=())
+    assert res.rc == 0, res.describe(c.logs())
+    assert report_outcomes(report) == {
+        "test_env.py::test_flavour[lemon]": "passed"}

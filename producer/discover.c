@@ -309,7 +309,7 @@ enum discover_status discover_run(const struct discover_opts *o,
 	struct proc_opts po = {0};
 	struct buf details;
 	char err[512], how[128];
-	char **argv;
+	char **argv, **envp = NULL;
 	char *line;
 	int code;
 
@@ -318,6 +318,9 @@ enum discover_status discover_run(const struct discover_opts *o,
 	argv = discover_argv(o);
 	po.argv = argv;
 	po.cwd = o->cwd;
+	/* Collected in the environment the tests will run in. */
+	po.envp = o->nenv > 0 ? envp = proc_envp(o->env, o->nenv, NULL, 0)
+			      : NULL;
 	po.out_fd = po.err_fd = -1;
 	if (proc_run_capture(&po, DISCOVER_MAX_OUTPUT, DISCOVER_MAX_STDERR,
 			     o->stop, &cap, err, sizeof(err)) < 0) {
@@ -426,6 +429,7 @@ out:
 		res->details = buf_detach(&details, NULL);
 	buf_release(&details);
 	proc_capture_release(&cap);
+	proc_envp_free(envp);
 	free(argv);
 	return res->status;
 }

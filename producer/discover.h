@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include "proto.h"
+
 #define DISCOVER_MAX_OUTPUT (256u << 20) /* collection stdout cap */
 #define DISCOVER_MAX_STDERR (64u << 10)	 /* stderr kept for messages */
 #define DISCOVER_MAX_ID (64u << 10)	 /* longest node id accepted */
@@ -31,6 +33,8 @@ struct discover_opts {
 	const char *kexpr;   /* -k expression or NULL */
 	char *const *paths;  /* paths or node ids after "--" */
 	size_t npaths;
+	const struct kv *env; /* the suite's env:, set over ours */
+	size_t nenv;
 	volatile sig_atomic_t *stop; /* set by a signal: give up */
 };
 

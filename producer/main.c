@@ -876,6 +876,8 @@ static void main_discover_opts(const struct main_ctx *ctx,
 	o->kexpr = j->kexpr;
 	o->paths = j->paths;
 	o->npaths = j->npaths;
+	o->env = j->env;
+	o->nenv = j->nenv;
 	o->stop = &main_stop;
 }
 

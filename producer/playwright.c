@@ -14,7 +14,6 @@
 #include "pwid.h"
 #include "xmalloc.h"
 
-extern char **environ;
 
 #define PW_MAX_DEPTH 256 /* nested describe blocks */
 #define PW_MAX_STDERR (64u << 10)
@@ -420,53 +419,6 @@ void playwright_list_release(struct playwright_list *l)
 
 /* ---- running the listing ----------------------------------------------- */
 
-/* Whether environ entry e ("NAME=value") sets one of the names in env or
- * extra ("NAME=value" strings). */
-static int pw_env_overridden(const char *e, const struct kv *env, size_t nenv,
-			     char *const *extra, size_t nextra)
-{
-	size_t n = strcspn(e, "="), i;
-
-	for (i = 0; i < nenv; i++)
-		if (strlen(env[i].key) == n && strncmp(env[i].key, e, n) == 0)
-			return 1;
-	for (i = 0; i < nextra; i++)
-		if (strncmp(extra[i], e, n) == 0 && extra[i][n] == '=')
-			return 1;
-	return 0;
-}
-
-/* This process's environment with env and extra set. The strings of the
- * result are all malloc'd; free with pw_envp_free. */
-static char **pw_envp(const struct kv *env, size_t nenv, char *const *extra,
-		      size_t nextra)
-{
-	size_t n = 0, k = 0, i;
-	char **v;
-
-	while (environ[n] != NULL)
-		n++;
-	v = xcalloc(n + nenv + nextra + 1, sizeof(*v));
-	for (i = 0; i < n; i++)
-		if (!pw_env_overridden(environ[i], env, nenv, extra, nextra))
-			v[k++] = xstrdup(environ[i]);
-	for (i = 0; i < nenv; i++)
-		v[k++] = xasprintf("%s=%s", env[i].key,
-				   env[i].value ? env[i].value : "");
-	for (i = 0; i < nextra; i++)
-		v[k++] = xstrdup(extra[i]);
-	v[k] = NULL;
-	return v;
-}
-
-static void pw_envp_free(char **v)
-{
-	size_t i;
-
-	for (i = 0; v != NULL && v[i] != NULL; i++)
-		free(v[i]);
-	free(v);
-}
 
 /* Appends up to max lines of text, "  "-indented, leaving out npm's own
  * warnings ("npm warn ..."). */
@@ -581,7 +533,7 @@ enum discover_status playwright_discover(const struct playwright_opts *o,
 	 * stdout cannot spoil it. */
 	extra[0] = xasprintf("PLAYWRIGHT_JSON_OUTPUT_NAME=%s", tmp);
 	extra[1] = xasprintf("PLAYWRIGHT_JSON_OUTPUT_FILE=%s", tmp);
-	envp = pw_envp(o->env, o->nenv, extra, 3);
+	envp = proc_envp(o->env, o->nenv, extra, 3);
 	argv = xcalloc(nwords + o->npaths + 8, sizeof(*argv));
 	for (i = 0; i < nwords; i++)
 		argv[k++] = words[i];
@@ -721,7 +673,7 @@ out:
 	}
 	free(extra[0]);
 	free(extra[1]);
-	pw_envp_free(envp);
+	proc_envp_free(envp);
 	free(grep);
 	free(grep_invert);
 	free(argv);

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "xmalloc.h"
+
 extern char **environ;
 
 #define PROC_READ_CHUNK 65536
@@ -361,4 +363,50 @@ int proc_kill_children(int limit_ms)
 			return killed;
 		proc_sleep_ms(20);
 	}
+}
+
+/* Whether environ entry e ("NAME=value") sets one of the names in env or
+ * extra ("NAME=value" strings). */
+static int proc_env_overridden(const char *e, const struct kv *env, size_t nenv,
+			     char *const *extra, size_t nextra)
+{
+	size_t n = strcspn(e, "="), i;
+
+	for (i = 0; i < nenv; i++)
+		if (strlen(env[i].key) == n && strncmp(env[i].key, e, n) == 0)
+			return 1;
+	for (i = 0; i < nextra; i++)
+		if (strncmp(extra[i], e, n) == 0 && extra[i][n] == '=')
+			return 1;
+	return 0;
+}
+
+char **proc_envp(const struct kv *env, size_t nenv, char *const *extra,
+		      size_t nextra)
+{
+	size_t n = 0, k = 0, i;
+	char **v;
+
+	while (environ[n] != NULL)
+		n++;
+	v = xcalloc(n + nenv + nextra + 1, sizeof(*v));
+	for (i = 0; i < n; i++)
+		if (!proc_env_overridden(environ[i], env, nenv, extra, nextra))
+			v[k++] = xstrdup(environ[i]);
+	for (i = 0; i < nenv; i++)
+		v[k++] = xasprintf("%s=%s", env[i].key,
+				   env[i].value ? env[i].value : "");
+	for (i = 0; i < nextra; i++)
+		v[k++] = xstrdup(extra[i]);
+	v[k] = NULL;
+	return v;
+}
+
+void proc_envp_free(char **v)
+{
+	size_t i;
+
+	for (i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
 }

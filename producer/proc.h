@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "proto.h"
 
 struct proc_opts {
 	char *const *argv; /* NULL-terminated; argv[0] is looked up in PATH */
@@ -20,6 +21,13 @@ struct proc_opts {
 	int out_fd;	   /* the child's stdout; -1 = inherit ours */
 	int err_fd;	   /* the child's stderr; -1 = inherit ours */
 };
+
+/* This process's environment with env ("NAME" -> value) and extra
+ * ("NAME=value" strings) set over it, for proc_opts.envp. The strings are
+ * malloc'd; free the whole with proc_envp_free. */
+char **proc_envp(const struct kv *env, size_t nenv, char *const *extra,
+		 size_t nextra);
+void proc_envp_free(char **v);
 
 /* Starts a child. Returns 0 and its pid (also its process group id), or -1
  * with errno set (ENOENT when the program is not found) and a one-line
