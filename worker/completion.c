@@ -295,8 +295,10 @@ static void on_completed(struct rconn *conn, redisReply *r, void *priv)
 
 /* TESTFLEET_FAULT: die like a killed worker (the runners follow by
  * PR_SET_PDEATHSIG). */
-/* How long a worker under TESTFLEET_FAULT=exit-after-complete waits
- * between sending the complete script and dying. */
+/* How long a worker under TESTFLEET_FAULT=exit-before-complete or
+ * exit-after-complete waits between flushing what it sent and dying: dying
+ * with replies unread resets the connection, and Redis may drop what it
+ * has not read yet. */
 #define FAULT_SETTLE_US (200 * 1000)
 
 static void fault_exit(const char *when)
@@ -318,8 +320,15 @@ void completion_publish(struct completion *c)
 	    !rconn_is_ready(w->cmd))
 		return; /* the ready hook publishes */
 	if (c->from_slot && !w->fault_fired &&
-	    w->o->fault == WORKER_FAULT_EXIT_BEFORE_COMPLETE)
+	    w->o->fault == WORKER_FAULT_EXIT_BEFORE_COMPLETE) {
+		/* What was sent before (the last tests' progress) lands,
+		 * as for exit-after-complete below. */
+		if (rconn_flush(w->cmd, 2000) < 0)
+			log_warn("TESTFLEET_FAULT: could not flush the "
+				 "commands before");
+		usleep(FAULT_SETTLE_US);
 		fault_exit("before sending");
+	}
 	cap = 18 + 3 * c->nfollow;
 	argv = xcalloc(cap, sizeof(*argv));
 	lens = xcalloc(cap, sizeof(*lens));
