@@ -126,7 +126,7 @@ fuzz_proto_SRC := shared/proto.c shared/xmalloc.c
 fuzz_junit_SRC := shared/junit.c shared/buf.c shared/xmalloc.c
 fuzz_config_SRC := shared/config.c shared/buf.c shared/xmalloc.c
 fuzz_events_SRC := worker/events.c worker/capture.c shared/utf8.c shared/proto.c shared/buf.c shared/xmalloc.c
-fuzz_collected_SRC := producer/collected.c producer/discover.c producer/proc.c shared/redisconn.c shared/redisurl.c shared/backoff.c shared/sha1.c shared/buf.c shared/xmalloc.c shared/log.c
+fuzz_collected_SRC := producer/collected.c producer/history.c producer/shard.c shared/pwid.c shared/keys.c producer/discover.c producer/proc.c shared/redisconn.c shared/redisurl.c shared/backoff.c shared/sha1.c shared/buf.c shared/xmalloc.c shared/log.c
 
 build/fuzz_%: fuzz/fuzz_%.c $(wildcard shared/*.h worker/*.h producer/*.h) $(wildcard shared/*.c worker/*.c producer/*.c)
 	@mkdir -p build

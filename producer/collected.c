@@ -35,7 +35,8 @@ static void collected_list(struct sha1 *s, char *const *v, size_t n)
 		collected_field(s, v[i]);
 }
 
-char *collected_key(const char *prefix, const struct collected_inputs *in)
+char *collected_key(const char *prefix, const char *runner,
+		    const struct discover_opts *o)
 {
 	struct sha1 s;
 	unsigned char d[SHA1_DIGEST_LEN];
@@ -43,21 +44,21 @@ char *collected_key(const char *prefix, const struct collected_inputs *in)
 	static const char digits[] = "0123456789abcdef";
 	size_t n = 0, i;
 
-	while (in->command != NULL && in->command[n] != NULL)
+	while (o->pytest != NULL && o->pytest[n] != NULL)
 		n++;
 	sha1_init(&s);
 	collected_field(&s, COLLECTED_MAGIC);
-	collected_field(&s, in->runner);
-	collected_list(&s, in->command, n);
-	collected_field(&s, in->cwd);
-	collected_field(&s, in->mark);
-	collected_field(&s, in->kexpr);
-	collected_list(&s, in->paths, in->npaths);
-	snprintf(num, sizeof(num), "%zu", in->nenv);
+	collected_field(&s, runner);
+	collected_list(&s, o->pytest, n);
+	collected_field(&s, o->cwd);
+	collected_field(&s, o->mark);
+	collected_field(&s, o->kexpr);
+	collected_list(&s, o->paths, o->npaths);
+	snprintf(num, sizeof(num), "%zu", o->nenv);
 	collected_field(&s, num);
-	for (i = 0; i < in->nenv; i++) {
-		collected_field(&s, in->env[i].key);
-		collected_field(&s, in->env[i].value);
+	for (i = 0; i < o->nenv; i++) {
+		collected_field(&s, o->env[i].key);
+		collected_field(&s, o->env[i].value);
 	}
 	sha1_final(&s, d);
 	for (i = 0; i < SHA1_DIGEST_LEN; i++) {
@@ -195,18 +196,27 @@ int collected_store(redisContext *c, const char *key,
 {
 	size_t len;
 	char *v = collected_format(r, &len);
-	redisReply *rep = redisCommand(c, "SET %s %b EX %lld", key, v, len,
-				       (long long)HISTORY_RETENTION_S);
+	int ret = history_set_expiring(c, key, v, len, HISTORY_RETENTION_S, err,
+				       errlen);
+
+	free(v);
+	return ret;
+}
+
+int collected_touch(redisContext *c, const char *key, char *err,
+		    size_t errlen)
+{
+	redisReply *r = redisCommand(c, "EXPIRE %s %lld", key,
+				     (long long)HISTORY_RETENTION_S);
 	int ret = 0;
 
-	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-		snprintf(err, errlen, "redis: SET %s: %s", key,
-			 redisconn_why(c, rep));
+	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+		snprintf(err, errlen, "redis: EXPIRE %s: %s", key,
+			 redisconn_why(c, r));
 		ret = -1;
 	}
-	if (rep != NULL)
-		freeReplyObject(rep);
-	free(v);
+	if (r != NULL)
+		freeReplyObject(r);
 	return ret;
 }
 

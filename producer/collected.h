@@ -19,24 +19,14 @@
 #include <stddef.h>
 
 #include "discover.h"
-#include "proto.h"
 
 #define COLLECTED_MAGIC "tfc1"
 
-struct collected_inputs {
-	const char *runner;
-	char *const *command; /* NULL-terminated */
-	const char *cwd;
-	const char *mark;  /* or NULL */
-	const char *kexpr; /* or NULL */
-	char *const *paths;
-	size_t npaths;
-	const struct kv *env; /* the suite's env: */
-	size_t nenv;
-};
 
-/* "<prefix>:collected:<sha1 hex of the inputs>", malloc'd. */
-char *collected_key(const char *prefix, const struct collected_inputs *in);
+/* "<prefix>:collected:<sha1 hex>" of the runner and what the collection
+ * takes from o (command, cwd, mark, kexpr, paths, env), malloc'd. */
+char *collected_key(const char *prefix, const char *runner,
+		    const struct discover_opts *o);
 
 /* The value for a DISCOVER_OK result, malloc'd, its length in *len. */
 char *collected_format(const struct discover_result *r, size_t *len);
@@ -55,6 +45,10 @@ int collected_load(redisContext *c, const char *key,
 /* SET with the history's retention as TTL. Returns 0 or -1 (err). */
 int collected_store(redisContext *c, const char *key,
 		    const struct discover_result *r, char *err,
+		    size_t errlen);
+
+/* Renews the key's TTL (a kept list found right). Returns 0 or -1. */
+int collected_touch(redisContext *c, const char *key, char *err,
 		    size_t errlen);
 
 /* Whether two DISCOVER_OK results list the same ids in the same order

@@ -131,6 +131,32 @@ static redisReply *history_cmd(redisContext *c, int argc, const char **argv,
 	return r;
 }
 
+int history_set_expiring(redisContext *c, const char *key, const char *v,
+			 size_t len, long long ttl_s, char *err, size_t errlen)
+{
+	const char *argv[5];
+	size_t lens[5];
+	char ttl[32];
+	redisReply *r;
+
+	snprintf(ttl, sizeof(ttl), "%lld", ttl_s);
+	argv[0] = "SET";
+	argv[1] = key;
+	argv[2] = v;
+	argv[3] = "EX";
+	argv[4] = ttl;
+	lens[0] = 3;
+	lens[1] = strlen(key);
+	lens[2] = len;
+	lens[3] = 2;
+	lens[4] = strlen(ttl);
+	r = history_cmd(c, 5, argv, lens, err, errlen);
+	if (r == NULL)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
 /* Appends "<cmd> <key> <items[from..to)>" to the pipeline. */
 static int history_append(redisContext *c, const char *cmd, const char *key,
 			  char *const *items, size_t from, size_t to)
@@ -323,7 +349,6 @@ static int history_sweep(redisContext *c, const char *key, long long now,
 {
 	char *ckey = xasprintf("%s:sweep", key);
 	char cursor[HISTORY_MAX_CURSOR + 1] = "0";
-	char ttl[32];
 	struct history_list stale = {0};
 	const char *argv[5];
 	redisReply *r;
@@ -371,16 +396,9 @@ static int history_sweep(redisContext *c, const char *key, long long now,
 	if (stale.n > 0 &&
 	    history_delete(c, key, stale.v, stale.n, err, errlen) < 0)
 		goto out;
-	snprintf(ttl, sizeof(ttl), "%lld", lim->retention_s);
-	argv[0] = "SET";
-	argv[1] = ckey;
-	argv[2] = cursor;
-	argv[3] = "EX";
-	argv[4] = ttl;
-	r = history_cmd(c, 5, argv, NULL, err, errlen);
-	if (r == NULL)
+	if (history_set_expiring(c, ckey, cursor, strlen(cursor),
+				 lim->retention_s, err, errlen) < 0)
 		goto out;
-	freeReplyObject(r);
 	ret = 0;
 out:
 	history_list_release(&stale);
@@ -786,10 +804,8 @@ int history_startup_record(redisContext *c, const char *key,
 {
 	struct history_limits defaults;
 	struct shard_startup old, next;
-	char v[HISTORY_MAX_STARTUP], ttl[32];
+	char v[HISTORY_MAX_STARTUP];
 	char *skey = history_startup_key(key);
-	const char *argv[5];
-	redisReply *r;
 	int ret = -1, have;
 
 	if (lim == NULL) {
@@ -811,16 +827,9 @@ int history_startup_record(redisContext *c, const char *key,
 		    history_smooth(old.floor_s, sample->floor_s, lim->alpha);
 	}
 	history_startup_format(&next, now, v, sizeof(v));
-	snprintf(ttl, sizeof(ttl), "%lld", lim->retention_s);
-	argv[0] = "SET";
-	argv[1] = skey;
-	argv[2] = v;
-	argv[3] = "EX";
-	argv[4] = ttl;
-	r = history_cmd(c, 5, argv, NULL, err, errlen);
-	if (r == NULL)
+	if (history_set_expiring(c, skey, v, strlen(v), lim->retention_s, err,
+				 errlen) < 0)
 		goto out;
-	freeReplyObject(r);
 	ret = 0;
 out:
 	free(skey);

@@ -115,6 +115,11 @@ void history_startup_format(const struct shard_startup *s, long long seen,
 int history_startup_sample(const struct report_task_time *t, size_t n,
 			   const char *suite, struct shard_startup *out);
 
+/* SET key v (len bytes) EX ttl_s. Returns 0, or -1 with a message in
+ * err. */
+int history_set_expiring(redisContext *c, const char *key, const char *v,
+			 size_t len, long long ttl_s, char *err, size_t errlen);
+
 /* Reads the start-up history of key (the suite's duration history key).
  * Returns 1 and sets out's learned figures (learned = 1), 0 when there is
  * none or it is unreadable (out untouched), or -1 with a message in err. */

@@ -933,39 +933,35 @@ struct main_recollect {
 static char *main_collected_key(const struct main_ctx *ctx,
 				const struct main_job *j)
 {
-	struct collected_inputs in;
+	struct discover_opts o;
 
-	memset(&in, 0, sizeof(in));
-	in.runner = j->runner;
-	in.command = ctx->pytest;
-	in.cwd = j->cwd;
-	in.mark = j->mark;
-	in.kexpr = j->kexpr;
-	in.paths = j->paths;
-	in.npaths = j->npaths;
-	in.env = j->env;
-	in.nenv = j->nenv;
-	return collected_key(ctx->prefix, &in);
+	main_discover_opts(ctx, j, &o);
+	return collected_key(ctx->prefix, j->runner, &o);
 }
 
-/* Keeps each pytest suite's collection for the next run; a failure is
- * only a warning (the next run then waits for its collection). */
+/* Keeps each pytest suite's collection for the next run -- or, when the
+ * kept one proved right (renew), only renews its TTL instead of writing
+ * the same list again. A failure is only a warning (the next run then
+ * waits for its collection). */
 static void main_keep_collections(const struct main_ctx *ctx,
 				  redisContext *c, const struct main_job *jobs,
-				  size_t njobs)
+				  size_t njobs, int renew)
 {
 	char err[1024];
 	size_t i;
 
 	for (i = 0; c != NULL && i < njobs; i++) {
 		char *key;
+		int rc;
 
 		if (strcmp(jobs[i].runner, "pytest") != 0 ||
 		    jobs[i].disc.status != DISCOVER_OK)
 			continue;
 		key = main_collected_key(ctx, &jobs[i]);
-		if (collected_store(c, key, &jobs[i].disc, err, sizeof(err)) <
-		    0)
+		rc = renew ? collected_touch(c, key, err, sizeof(err))
+			   : collected_store(c, key, &jobs[i].disc, err,
+					     sizeof(err));
+		if (rc < 0)
 			log_warn("suite %s: collection not kept: %s",
 				 jobs[i].suite, err);
 		free(key);
@@ -1099,7 +1095,7 @@ static int main_recollected(const struct main_ctx *ctx, redisContext *c,
 	size_t i, before = 0, now = 0;
 
 	if (main_recollect_join(r)) {
-		main_keep_collections(ctx, c, jobs, njobs);
+		main_keep_collections(ctx, c, jobs, njobs, 1);
 		return 0;
 	}
 	for (i = 0; i < njobs; i++) {
@@ -1127,7 +1123,7 @@ static int main_recollected(const struct main_ctx *ctx, redisContext *c,
 		"testfleet: the tests changed since the last collection (%zu "
 		"then, %zu now): run %s cancelled, queued again\n",
 		before, now, run);
-	main_keep_collections(ctx, c, jobs, njobs);
+	main_keep_collections(ctx, c, jobs, njobs, 0);
 	return -1;
 }
 
@@ -1983,7 +1979,7 @@ static int main_run(struct main_ctx *ctx, int submit)
 			goto out;
 	}
 	if (!speculative)
-		main_keep_collections(ctx, c, jobs, njobs);
+		main_keep_collections(ctx, c, jobs, njobs, 0);
 	for (i = 0; i < njobs; i++)
 		ntests += jobs[i].disc.nids;
 	if (main_stop) {

@@ -153,30 +153,31 @@ static void test_key(void **state)
 	char *paths2[] = {"tests/unit", NULL};
 	struct kv env[] = {{"A", "1"}};
 	struct kv env2[] = {{"A", "2"}};
-	struct collected_inputs base, in;
+	struct discover_opts base, in;
+	const char *runner;
 	char *k0, *k;
 	int variant;
 
 	(void)state;
 	memset(&base, 0, sizeof(base));
-	base.runner = "pytest";
-	base.command = cmd;
+	base.pytest = cmd;
 	base.cwd = "/srv/app";
 	base.paths = paths;
 	base.npaths = 1;
 	base.env = env;
 	base.nenv = 1;
-	k0 = collected_key("tf", &base);
+	k0 = collected_key("tf", "pytest", &base);
 	assert_int_equal(strncmp(k0, "tf:collected:", 13), 0);
 	assert_int_equal(strlen(k0), 13 + 40);
-	k = collected_key("tf", &base);
+	k = collected_key("tf", "pytest", &base);
 	assert_string_equal(k, k0); /* deterministic */
 	free(k);
 	for (variant = 0; variant < 9; variant++) {
 		in = base;
+		runner = "pytest";
 		switch (variant) {
-		case 0: in.runner = "playwright"; break;
-		case 1: in.command = cmd2; break;
+		case 0: runner = "playwright"; break;
+		case 1: in.pytest = cmd2; break;
 		case 2: in.cwd = "/srv/app2"; break;
 		case 3: in.mark = "slow"; break;
 		case 4: in.mark = ""; break; /* empty is not absent */
@@ -185,12 +186,12 @@ static void test_key(void **state)
 		case 7: in.env = env2; break;
 		case 8: in.nenv = 0; break;
 		}
-		k = collected_key("tf", &in);
+		k = collected_key("tf", runner, &in);
 		if (strcmp(k, k0) == 0)
 			fail_msg("variant %d gives the same key", variant);
 		free(k);
 	}
-	k = collected_key("other", &base);
+	k = collected_key("other", "pytest", &base);
 	assert_string_equal(k + 6, k0 + 3);
 	free(k);
 	free(k0);
